@@ -1,0 +1,1 @@
+"""Plain typed functions, one module per specialist. No MCP, no Flyte, no LLM imports here."""
