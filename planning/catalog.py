@@ -1,0 +1,138 @@
+"""The catalog: which agents exist, which tools each has, and each tool's typed signature.
+
+Built from an explicit list (no registration at import time). A tool is a plain typed function or
+bound method: its signature is the argument schema and its docstring the description a model reads.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_model
+from pydantic_core import to_jsonable_python
+
+
+class CatalogError(LookupError):
+    """An agent or tool name that the catalog does not know; the message lists the valid ones."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One callable tool with the pydantic model of its arguments."""
+
+    name: str
+    description: str
+    function: Callable[..., Any]
+    args_model: type[BaseModel]
+
+    @classmethod
+    def from_function(cls, function: Callable[..., Any], name: str | None = None) -> ToolSpec:
+        name = name or function.__name__
+        hints = typing.get_type_hints(function, include_extras=True)
+        fields: dict[str, Any] = {}
+        for param in inspect.signature(function).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"tool {name!r}: *args/**kwargs cannot be described; name every argument")
+            if param.name not in hints:
+                raise TypeError(f"tool {name!r}: argument {param.name!r} needs a type annotation")
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (hints[param.name], default)
+        args_model = create_model(
+            f"{name}_args", __config__=ConfigDict(extra="forbid", title=f"{name} arguments"), **fields
+        )
+        return cls(name=name, description=inspect.getdoc(function) or "", function=function, args_model=args_model)
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.args_model.model_json_schema()
+
+    def validate_args(self, args: Mapping[str, JsonValue]) -> BaseModel:
+        """Validate arguments against the signature (raises pydantic's ValidationError)."""
+        return self.args_model.model_validate(dict(args))
+
+    async def call(self, args: Mapping[str, JsonValue]) -> JsonValue:
+        """Validate the arguments, call the tool and return its result as JSON-compatible data.
+
+        Synchronous tools are called inline: they must be cheap (math, string); slow work belongs
+        in async tools.
+        """
+        validated = self.validate_args(args)
+        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+        result = self.function(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return to_jsonable_python(result)
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A specialist: its tools, instructions for its LLM, and how it may run."""
+
+    name: str
+    description: str
+    tools: tuple[ToolSpec, ...]
+    instructions: str = ""
+    max_concurrency: int = 4
+    timeout_s: float = 120.0
+    max_iterations: int = 4
+    tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, ToolSpec] = {}
+        for tool in self.tools:
+            if tool.name in by_name:
+                raise ValueError(f"agent {self.name!r} lists tool {tool.name!r} twice")
+            by_name[tool.name] = tool
+        object.__setattr__(self, "tool_by_name", by_name)
+
+    def tool(self, name: str) -> ToolSpec:
+        try:
+            return self.tool_by_name[name]
+        except KeyError:
+            raise CatalogError(
+                f"agent {self.name!r} has no tool {name!r}; its tools are: {', '.join(sorted(self.tool_by_name))}"
+            ) from None
+
+
+class Catalog:
+    """The agents a plan may use, by name."""
+
+    def __init__(self, agents: Iterable[AgentSpec]) -> None:
+        self.agents: dict[str, AgentSpec] = {}
+        for agent in agents:
+            if agent.name in self.agents:
+                raise ValueError(f"the catalog lists agent {agent.name!r} twice")
+            self.agents[agent.name] = agent
+
+    def agent(self, name: str) -> AgentSpec:
+        try:
+            return self.agents[name]
+        except KeyError:
+            raise CatalogError(f"unknown agent {name!r}; the agents are: {', '.join(sorted(self.agents))}") from None
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every agent with its description and its tools' JSON schemas (for clients and prompts)."""
+        return [
+            {
+                "name": agent.name,
+                "description": agent.description,
+                "tools": [
+                    {"name": t.name, "description": t.description, "parameters": t.parameters_schema()}
+                    for t in agent.tools
+                ],
+            }
+            for agent in self.agents.values()
+        ]
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+    """pydantic errors as short readable lines: `args.b: Input should be a valid number (got 'x')`."""
+    lines = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
+        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r:.80})"
+        lines.append(f"{where or 'value'}: {item['msg']}{got}")
+    return lines

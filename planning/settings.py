@@ -1,0 +1,38 @@
+"""Settings, read from `PLANNER_MCP_*` environment variables (or passed explicitly)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from planning.validate import PlanLimits
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured; each field is also the env var `PLANNER_MCP_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="PLANNER_MCP_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path(user_data_dir("planner-mcp")),
+        description="Data directory: the run store, the assembled embedded model, Flyte's local data.",
+    )
+    engine: Literal["local"] = Field(default="local", description="Where runs execute.")
+    max_concurrency: int = Field(default=8, ge=1, description="Steps running at once in one run.")
+    max_steps: int = Field(default=100, ge=1, description="Most steps a plan may have.")
+    max_string_chars: int = Field(default=100_000, ge=1, description="Longest text a plan may carry.")
+    step_retries: int = Field(default=2, ge=0, description="Retries of a step after a transient failure.")
+    retry_base_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles, with jitter.")
+    synthesize: bool = Field(default=True, description="Write the final answer with the LLM when there is one.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "runs.sqlite3"
+
+    @property
+    def plan_limits(self) -> PlanLimits:
+        return PlanLimits(max_steps=self.max_steps, max_string_chars=self.max_string_chars)

@@ -1,0 +1,88 @@
+"""Running one step: resolve its inputs, call the tool or the agent, bound it in time, retry
+transient failures with backoff, and turn every failure into a structured outcome (never a crash).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from agents.llm.errors import LLMError, LLMNotConfiguredError, LLMTransientError
+from planning.catalog import AgentSpec, Catalog, format_validation_error
+from planning.plan import Step, resolve_references
+from planning.records import StepError, StepOutcome, StepStatus, Usage
+from tools.errors import ToolError, TransientToolError
+
+logger = logging.getLogger(__name__)
+
+
+class AgentResult(BaseModel):
+    """What a specialist agent returns for an agent step."""
+
+    value: JsonValue
+    summary: str
+    usage: Usage = Usage()
+
+
+RunAgent = Callable[[AgentSpec, str, dict[int, JsonValue]], Awaitable[AgentResult]]
+
+
+async def _no_llm(agent: AgentSpec, task: str, inputs: dict[int, JsonValue]) -> AgentResult:
+    raise LLMNotConfiguredError(f"The {agent.name!r} agent step needs an LLM and none is configured.")
+
+
+@dataclass
+class StepRunner:
+    """Runs steps of plans against a catalog, with an optional agent runner (needs an LLM)."""
+
+    catalog: Catalog
+    run_agent: RunAgent = _no_llm
+    retries: int = 2
+    retry_base_s: float = 0.5
+    sleep: Callable[[float], Awaitable[None]] = field(default=anyio.sleep)
+
+    async def __call__(self, step: Step, inputs: dict[int, JsonValue]) -> StepOutcome:
+        agent = self.catalog.agent(step.agent)
+        timeout = step.timeout_s or agent.timeout_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with anyio.fail_after(timeout):
+                    outcome = await self._attempt(step, agent, inputs)
+                return outcome.model_copy(update={"attempts": attempt})
+            except TimeoutError:
+                return _failed("timeout", f"the step took longer than its limit of {timeout:g} s", attempt)
+            except (TransientToolError, LLMTransientError) as exc:
+                if attempt > self.retries:
+                    return _failed("transient", f"{exc} (gave up after {attempt} attempts; try again later)", attempt)
+                delay = self.retry_base_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                logger.warning("step %s: transient failure (%s); retry %d in %.2f s", step.id, exc, attempt, delay)
+                await self.sleep(delay)
+            except ValidationError as exc:
+                lines = format_validation_error(exc, "args")
+                return _failed("invalid_args", f"{step.tool}: {'; '.join(lines)}", attempt)
+            except ToolError as exc:
+                return _failed("tool_error", str(exc), attempt)
+            except LLMError as exc:
+                return _failed("llm_error", str(exc), attempt)
+
+    async def _attempt(self, step: Step, agent: AgentSpec, inputs: dict[int, JsonValue]) -> StepOutcome:
+        if step.tool is not None:
+            args = resolve_references(step.args or {}, inputs)
+            assert isinstance(args, dict)
+            value = await agent.tool(step.tool).call(args)
+            return StepOutcome(status=StepStatus.SUCCEEDED, result=value)
+        task = resolve_references(step.task or "", inputs)
+        assert isinstance(task, str)
+        result = await self.run_agent(agent, task, inputs)
+        return StepOutcome(status=StepStatus.SUCCEEDED, result=result.value, summary=result.summary, usage=result.usage)
+
+
+def _failed(kind: str, message: str, attempts: int) -> StepOutcome:
+    return StepOutcome(status=StepStatus.FAILED, error=StepError(kind=kind, message=message), attempts=attempts)

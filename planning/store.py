@@ -1,0 +1,400 @@
+"""The durable run store: one SQLite file (WAL) holding every run and every step's state.
+
+Every state change is one short committed transaction, written before the executor moves on, so a
+process killed at any moment leaves a consistent store and resume re-runs only what did not finish.
+One connection per store object, shared across threads under a lock (the MCP server's loop and
+Flyte's task loop both write); several processes may open the same file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from planning.plan import Plan
+from planning.records import (
+    RunRecord,
+    RunStatus,
+    RunSummary,
+    StepError,
+    StepOutcome,
+    StepRecord,
+    StepStatus,
+    Usage,
+)
+
+
+class StoreError(Exception):
+    """Base of the run store's errors."""
+
+
+class RunNotFoundError(StoreError, LookupError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}; call list_runs (or `planner-mcp runs`) for the ids")
+
+
+class BadCursorError(StoreError, ValueError):
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"cursor {cursor!r:.60} is not one this store handed out; pass next_cursor from the last page")
+
+
+# Append-only: each entry upgrades the schema by one version (PRAGMA user_version).
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        request TEXT,
+        plan TEXT NOT NULL,
+        status TEXT NOT NULL,
+        answer TEXT,
+        error TEXT,
+        engine TEXT NOT NULL
+    );
+    CREATE INDEX runs_by_time ON runs (created_at DESC, id DESC);
+    CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step_id INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        summary TEXT,
+        error TEXT,
+        started_at REAL,
+        finished_at REAL,
+        PRIMARY KEY (run_id, step_id)
+    );
+    """,
+    """
+    ALTER TABLE steps ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN llm_latency_s REAL NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN llm_latency_s REAL NOT NULL DEFAULT 0;
+    """,
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
+    CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+    CREATE INDEX runs_by_status ON runs (status, created_at DESC);
+    """,
+)
+
+
+def new_run_id() -> str:
+    """Time-ordered, unguessable: milliseconds since the epoch in hex, then random bits."""
+    return f"r{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+class RunStore:
+    """Runs and steps in a SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # Autocommit mode; multi-statement changes use explicit BEGIN IMMEDIATE.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this planner-mcp "
+                    f"({len(MIGRATIONS)}); upgrade planner-mcp or point PLANNER_MCP_HOME elsewhere"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        plan: Plan,
+        *,
+        request: str | None = None,
+        engine: str = "local",
+        owner: str | None = None,
+        idempotency_key: str | None = None,
+        usage: Usage | None = None,
+    ) -> RunRecord:
+        """Record a new run with all its steps pending; with a known idempotency key, return that run."""
+        usage = usage or Usage()
+        with self._transaction() as db:
+            if idempotency_key is not None:
+                row = db.execute("SELECT id FROM runs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+                if row:
+                    return self._read_run(db, row["id"])
+            run_id = new_run_id()
+            db.execute(
+                "INSERT INTO runs (id, created_at, request, plan, status, engine, owner, idempotency_key,"
+                " llm_calls, prompt_tokens, completion_tokens, llm_latency_s)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    time.time(),
+                    request,
+                    plan.model_dump_json(exclude_defaults=True),
+                    RunStatus.PENDING,
+                    engine,
+                    owner,
+                    idempotency_key,
+                    usage.calls,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.latency_s,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO steps (run_id, step_id, agent, status) VALUES (?, ?, ?, ?)",
+                [(run_id, s.id, s.agent, StepStatus.PENDING) for s in plan.steps],
+            )
+            return self._read_run(db, run_id)
+
+    def start_run(self, run_id: str, owner: str) -> None:
+        self._update_run(run_id, status=RunStatus.RUNNING, owner=owner, started_at=time.time(), finished_at=None)
+
+    def finish_run(
+        self, run_id: str, status: RunStatus, *, answer: str | None = None, error: str | None = None
+    ) -> None:
+        self._update_run(run_id, status=status, answer=answer, error=error, finished_at=time.time())
+
+    def add_run_usage(self, run_id: str, usage: Usage) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET llm_calls = llm_calls + ?, prompt_tokens = prompt_tokens + ?,"
+                " completion_tokens = completion_tokens + ?, llm_latency_s = llm_latency_s + ? WHERE id = ?",
+                (usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.latency_s, run_id),
+            )
+
+    def _update_run(self, run_id: str, **fields: Any) -> None:
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        with self._transaction() as db:
+            cursor = db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))
+            if cursor.rowcount == 0:
+                raise RunNotFoundError(run_id)
+
+    def claim_run(self, run_id: str, owner: str, *, unless_owned_by_live: set[str]) -> bool:
+        """Take ownership of a run unless a live process holds it (atomic across processes)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(run_id)
+            if row["status"] == RunStatus.RUNNING and row["owner"] in unless_owned_by_live:
+                return False
+            db.execute("UPDATE runs SET owner = ? WHERE id = ?", (owner, run_id))
+            return True
+
+    def running_owners(self) -> dict[str, list[str]]:
+        """Owners of runs still marked running, with their run ids (for crash detection)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, owner FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchall()
+        owners: dict[str, list[str]] = {}
+        for row in rows:
+            owners.setdefault(row["owner"] or "", []).append(row["id"])
+        return owners
+
+    def mark_interrupted(self, run_ids: list[str]) -> None:
+        """Runs whose process died: the run and its in-flight steps become resumable."""
+        with self._transaction() as db:
+            for run_id in run_ids:
+                db.execute(
+                    "UPDATE runs SET status = ?, error = ? WHERE id = ? AND status = ?",
+                    (
+                        RunStatus.INTERRUPTED,
+                        "its process ended before the run finished; resume it",
+                        run_id,
+                        RunStatus.RUNNING,
+                    ),
+                )
+                db.execute(
+                    "UPDATE steps SET status = ? WHERE run_id = ? AND status = ?",
+                    (StepStatus.PENDING, run_id, StepStatus.RUNNING),
+                )
+
+    def reset_unfinished_steps(self, run_id: str) -> None:
+        """Before a resume: every step that did not succeed runs again."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE steps SET status = ?, error = NULL, result = NULL, summary = NULL, started_at = NULL,"
+                " finished_at = NULL WHERE run_id = ? AND status != ?",
+                (StepStatus.PENDING, run_id, StepStatus.SUCCEEDED),
+            )
+            db.execute("UPDATE runs SET answer = NULL, error = NULL WHERE id = ?", (run_id,))
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    def step_started(self, run_id: str, step_id: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE steps SET status = ?, started_at = ?, attempts = attempts + 1 WHERE run_id = ? AND step_id = ?",
+                (StepStatus.RUNNING, time.time(), run_id, step_id),
+            )
+
+    def step_finished(self, run_id: str, step_id: int, outcome: StepOutcome) -> None:
+        usage = outcome.usage
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE steps SET status = ?, result = ?, summary = ?, error = ?, finished_at = ?,"
+                " attempts = MAX(attempts, ?), llm_calls = ?, prompt_tokens = ?, completion_tokens = ?,"
+                " llm_latency_s = ? WHERE run_id = ? AND step_id = ?",
+                (
+                    outcome.status,
+                    json.dumps(outcome.result),
+                    outcome.summary,
+                    outcome.error.model_dump_json() if outcome.error else None,
+                    time.time(),
+                    outcome.attempts,
+                    usage.calls,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.latency_s,
+                    run_id,
+                    step_id,
+                ),
+            )
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            return self._read_run(self._db, run_id)
+
+    @staticmethod
+    def _read_run(db: sqlite3.Connection, run_id: str) -> RunRecord:
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step_id", (run_id,)).fetchall()
+        return RunRecord(
+            **_summary_fields(row, len(steps)),
+            plan=Plan.model_validate_json(row["plan"]),
+            answer=row["answer"],
+            error=row["error"],
+            started_at=_time(row["started_at"]),
+            usage=_usage(row),
+            steps=[_step_record(s) for s in steps],
+        )
+
+    def list_runs(
+        self, *, limit: int = 20, status: RunStatus | None = None, cursor: str | None = None
+    ) -> tuple[list[RunSummary], str | None]:
+        """Newest first; pass the returned cursor to get the next page (None when there is none)."""
+        where, params = [], []
+        if status is not None:
+            where.append("status = ?")
+            params.append(str(status))
+        if cursor is not None:
+            created_at, run_id = _decode_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params += [created_at, created_at, run_id]
+        sql = (
+            "SELECT runs.*, (SELECT COUNT(*) FROM steps WHERE steps.run_id = runs.id) AS step_count FROM runs"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + " ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (*params, limit + 1)).fetchall()
+        page = [RunSummary(**_summary_fields(r, r["step_count"])) for r in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        return page, next_cursor
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _summary_fields(row: sqlite3.Row, step_count: int) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "request": row["request"],
+        "engine": row["engine"],
+        "created_at": _time(row["created_at"]),
+        "finished_at": _time(row["finished_at"]),
+        "step_count": step_count,
+    }
+
+
+def _step_record(row: sqlite3.Row) -> StepRecord:
+    return StepRecord(
+        id=row["step_id"],
+        agent=row["agent"],
+        status=row["status"],
+        attempts=row["attempts"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        summary=row["summary"],
+        error=StepError.model_validate_json(row["error"]) if row["error"] else None,
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
+        usage=_usage(row),
+    )
+
+
+def _usage(row: sqlite3.Row) -> Usage:
+    return Usage(
+        calls=row["llm_calls"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        latency_s=row["llm_latency_s"],
+    )
+
+
+def _time(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _encode_cursor(row: sqlite3.Row) -> str:
+    return base64.urlsafe_b64encode(json.dumps([row["created_at"], row["id"]]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created_at), str(run_id)
+    except (ValueError, TypeError) as exc:
+        raise BadCursorError(cursor) from exc
