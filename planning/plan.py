@@ -85,15 +85,17 @@ class Plan(BaseModel):
             return data
         converted = []
         for position, raw in enumerate(steps):
-            if not isinstance(raw, dict) or "dependencies" not in raw:
+            if not isinstance(raw, dict):
                 converted.append(raw)
                 continue
+            # The seed treats `dependencies` as optional: a step without it still gets its id.
             step = {k: v for k, v in raw.items() if k != "dependencies"}
             step.setdefault("id", position + 1)
-            deps = raw["dependencies"]
-            if isinstance(deps, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in deps):
-                deps = [d + 1 for d in deps]
-            step["depends_on"] = deps
+            if "dependencies" in raw:
+                deps = raw["dependencies"]
+                if isinstance(deps, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in deps):
+                    deps = [d + 1 for d in deps]
+                step["depends_on"] = deps
             converted.append(step)
         return {**data, "steps": converted}
 
