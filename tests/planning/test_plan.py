@@ -1,0 +1,155 @@
+"""The plan contract: seed-shape conversion, `$N` references and their typing, waves."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import JsonValue
+
+from planning.plan import Plan, Step, is_whole_reference, plan_json_schema, resolve_references, result_text
+from tests.planning.conftest import make_plan
+
+
+def test_seed_shape_without_ids_gets_ids_from_positions_and_one_based_dependencies() -> None:
+    plan = Plan.model_validate(
+        {
+            "steps": [
+                {"agent": "math", "task": "Calculate 5 factorial", "dependencies": []},
+                {"agent": "string", "task": "Count letters in 'test'", "dependencies": []},
+                {"agent": "math", "task": "Multiply the results", "dependencies": [0, 1]},
+            ]
+        }
+    )
+
+    assert plan == Plan(
+        steps=[
+            Step(id=1, agent="math", task="Calculate 5 factorial"),
+            Step(id=2, agent="string", task="Count letters in 'test'"),
+            Step(id=3, agent="math", task="Multiply the results", depends_on=[1, 2]),
+        ]
+    )
+
+
+def test_seed_shape_as_a_bare_list_is_accepted() -> None:
+    plan = Plan.model_validate([{"agent": "math", "task": "a", "dependencies": []}])
+
+    assert plan == Plan(steps=[Step(id=1, agent="math", task="a")])
+
+
+def test_seed_shape_step_that_omits_dependencies_still_gets_its_position_as_id() -> None:
+    # The seed read `step.get("dependencies", [])`: small models leave out an empty list.
+    plan = Plan.model_validate(
+        {"steps": [{"agent": "math", "task": "a"}, {"agent": "math", "task": "b", "dependencies": [0]}]}
+    )
+
+    assert plan == Plan(steps=[Step(id=1, agent="math", task="a"), Step(id=2, agent="math", task="b", depends_on=[1])])
+
+
+def test_plan_with_ids_is_not_converted() -> None:
+    plan = Plan.model_validate({"steps": [{"id": 7, "agent": "math", "task": "a", "depends_on": [3]}]})
+
+    assert plan == Plan(steps=[Step(id=7, agent="math", task="a", depends_on=[3])])
+
+
+def test_references_are_found_in_task_and_nested_args_but_not_in_escaped_dollars() -> None:
+    step = Step(
+        id=5,
+        agent="math",
+        tool="total",
+        args={"values": ["$1", {"x": "cost: $2 and $$3"}], "note": "$$4 and $14"},
+    )
+
+    assert step.references() == {1, 2, 14}
+    assert Step(id=2, agent="math", task="double $1, not $$9").references() == {1}
+
+
+def test_references_imply_dependencies() -> None:
+    step = Step(id=3, agent="math", tool="add", args={"a": "$1", "b": 2}, depends_on=[2])
+
+    assert step.needs() == {1, 2}
+
+
+def test_whole_value_reference_keeps_the_result_type() -> None:
+    results = {1: 42, 2: 2.5, 3: [1, 2], 4: {"k": "v"}, 5: None, 6: True}
+    args = {"a": "$1", "b": "$2", "c": "$3", "d": "$4", "e": "$5", "f": "$6", "nested": ["$1", {"x": "$4"}]}
+
+    assert resolve_references(args, results) == {
+        "a": 42,
+        "b": 2.5,
+        "c": [1, 2],
+        "d": {"k": "v"},
+        "e": None,
+        "f": True,
+        "nested": [42, {"x": {"k": "v"}}],
+    }
+
+
+def test_reference_inside_a_string_becomes_the_result_text() -> None:
+    results = {1: 42, 2: "Paris", 3: {"temp": 21.5}, 4: [1, "a"]}
+
+    resolved = resolve_references("$2: $1 and $3 and $4.", results)
+
+    assert resolved == 'Paris: 42 and {"temp": 21.5} and [1, "a"].'
+
+
+def test_double_dollar_is_a_literal_dollar() -> None:
+    assert resolve_references({"price": "$$5, total $1", "only": "$$"}, {1: 10}) == {
+        "price": "$5, total 10",
+        "only": "$",
+    }
+
+
+def test_values_without_references_are_unchanged() -> None:
+    args = {"a": 1, "b": 2.0, "c": None, "d": [True], "e": "no refs", "f": "$ alone"}
+
+    assert resolve_references(args, {}) == args
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("$1", True), ("$12", True), (" $1", False), ("$1 ", False), ("$1$2", False), ("$$1", False), (1, False)],
+)
+def test_only_an_exact_dollar_number_is_a_whole_reference(value: object, expected: bool) -> None:
+    assert is_whole_reference(value) is expected  # type: ignore[arg-type]
+
+
+def test_result_text_keeps_strings_and_writes_json_for_the_rest() -> None:
+    values: list[JsonValue] = ["héllo", 3, 1.5, None, ["ü"], {"a": 1}]
+
+    assert [result_text(v) for v in values] == [
+        "héllo",
+        "3",
+        "1.5",
+        "null",
+        '["ü"]',
+        '{"a": 1}',
+    ]
+
+
+def test_waves_are_dependency_depths_including_references() -> None:
+    plan = make_plan(
+        {"id": 1, "agent": "math", "task": "a"},
+        {"id": 2, "agent": "math", "task": "b", "depends_on": [1]},
+        {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": "$1"}},
+        {"id": 4, "agent": "math", "task": "d"},
+        {"id": 5, "agent": "math", "task": "e from $4"},
+    )
+
+    assert plan.waves() == {1: 1, 2: 2, 3: 3, 4: 1, 5: 2}
+
+
+def test_step_lookup_by_id_and_unknown_id_raises_key_error() -> None:
+    plan = make_plan({"id": 4, "agent": "math", "task": "a"})
+
+    assert plan.step(4) == Step(id=4, agent="math", task="a")
+    with pytest.raises(KeyError):
+        plan.step(5)
+
+
+def test_plan_json_schema_describes_steps_for_hand_written_plans() -> None:
+    schema = plan_json_schema()
+
+    assert schema["required"] == ["steps"]
+    step_schema = schema["$defs"]["Step"]
+    assert set(step_schema["properties"]) == {"id", "agent", "task", "tool", "args", "depends_on", "timeout_s"}
+    assert step_schema["required"] == ["id", "agent"]
+    assert step_schema["additionalProperties"] is False
