@@ -55,7 +55,7 @@ class LocalRun:
     synthesize: Synthesize
     max_concurrency: int
     on_event: OnEvent = lambda event: None
-    cancel: Callable[[], None] | None = None  # set by run_plan once it runs
+    cancel: Callable[[], object] | None = None  # set by run_plan once it runs
     cancel_requested: threading.Event = field(default_factory=threading.Event)
 
 

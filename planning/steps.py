@@ -41,7 +41,7 @@ class StepRunner:
     """Runs steps of plans against a catalog, with an optional agent runner (needs an LLM)."""
 
     catalog: Catalog
-    run_agent: RunAgent = _no_llm
+    run_agent: RunAgent | None = None  # None: no LLM, agent steps fail with how to configure one
     retries: int = 2
     retry_base_s: float = 0.5
     sleep: Callable[[float], Awaitable[None]] = field(default=anyio.sleep)
@@ -80,7 +80,7 @@ class StepRunner:
             return StepOutcome(status=StepStatus.SUCCEEDED, result=value)
         task = resolve_references(step.task or "", inputs)
         assert isinstance(task, str)
-        result = await self.run_agent(agent, task, inputs)
+        result = await (self.run_agent or _no_llm)(agent, task, inputs)
         return StepOutcome(status=StepStatus.SUCCEEDED, result=result.value, summary=result.summary, usage=result.usage)
 
 

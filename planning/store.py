@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,15 +218,19 @@ class RunStore:
             if cursor.rowcount == 0:
                 raise RunNotFoundError(run_id)
 
-    def claim_run(self, run_id: str, owner: str, *, unless_owned_by_live: set[str]) -> bool:
-        """Take ownership of a run unless a live process holds it (atomic across processes)."""
+    def claim_run(self, run_id: str, owner: str, is_alive: Callable[[str], bool]) -> bool:
+        """Mark a run running under `owner` unless a live process already runs it (atomic across
+        processes: the check and the write are one IMMEDIATE transaction)."""
         with self._transaction() as db:
             row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
-            if row["status"] == RunStatus.RUNNING and row["owner"] in unless_owned_by_live:
+            if row["status"] == RunStatus.RUNNING and row["owner"] and is_alive(row["owner"]):
                 return False
-            db.execute("UPDATE runs SET owner = ? WHERE id = ?", (owner, run_id))
+            db.execute(
+                "UPDATE runs SET owner = ?, status = ?, started_at = ?, finished_at = NULL WHERE id = ?",
+                (owner, RunStatus.RUNNING, time.time(), run_id),
+            )
             return True
 
     def running_owners(self) -> dict[str, list[str]]:

@@ -220,6 +220,12 @@ def _shape_problems(error: ValidationError, raw_steps: object) -> list[Problem]:
                 where = f"step at position {loc[1] + 1}: {where}"
         else:
             where = ".".join(str(p) for p in loc) or "plan"
+        if item["type"] == "recursion_depth_exceeded":
+            # Its input is too deep to repr (RecursionError) and its path is as long as the nesting.
+            problems.append(
+                Problem(step_id=step_id, message="the plan is nested too deeply", fix="keep arguments flat")
+            )
+            continue
         fix = {
             "missing": "add the field",
             "extra_forbidden": "remove the field (a step has id, agent, task or tool+args, depends_on, timeout_s)",

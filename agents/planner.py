@@ -1,0 +1,135 @@
+"""The planner agent: a request in, a validated plan out.
+
+The model answers in a schema built from the catalog (agent and tool names are enumerations, so
+constrained decoding cannot invent them); the reply is validated like any hand-written plan and
+every problem goes back to the model for a bounded number of repair rounds.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
+
+from agents.llm import LLM, Message, Usage
+from agents.prompts import describe_tools
+from planning.catalog import Catalog
+from planning.plan import Plan
+from planning.validate import PlanLimits, PlanValidationError, Problem, parse_plan
+
+# One worked example in a domain no request of ours is about, with values that cannot be mistaken
+# for the user's: small models copy examples, so any of its texts in a plan is sent back as an error.
+EXAMPLE_REQUEST = "Multiply 7 by 6, and count the words in 'alpha beta gamma', then add the two results"
+EXAMPLE_PLAN = {
+    "steps": [
+        {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 7, "b": 6}, "depends_on": []},
+        {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": "alpha beta gamma"}, "depends_on": []},
+        {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]},
+    ]
+}
+_EXAMPLE_MARKERS = ("alpha beta gamma",)
+
+
+class PlanningError(Exception):
+    """The planner could not produce a valid plan within its repair rounds."""
+
+    def __init__(self, request: str, problems: list[Problem]) -> None:
+        self.problems = problems
+        listed = "\n".join(f"- {p}" for p in problems[:20])
+        super().__init__(
+            f"the planner could not make a valid plan for {request[:200]!r} after its repair rounds:\n{listed}\n"
+            "Rephrase the request more explicitly, use a stronger model (PLANNER_MCP_MODEL_PLANNER), "
+            "or write the plan yourself (execute_plan with a plan)."
+        )
+
+
+class PlanResult(BaseModel):
+    plan: Plan
+    usage: Usage
+    rounds: int
+
+
+def draft_model(catalog: Catalog) -> type[BaseModel]:
+    """The reply schema: a plan whose agent and tool names are the catalog's."""
+    agents = tuple(catalog.agents)
+    tools = tuple(sorted({t.name for a in catalog.agents.values() for t in a.tools}))
+    step = create_model(
+        "DraftStep",
+        __config__=ConfigDict(extra="forbid"),
+        id=(int, Field(ge=1)),
+        agent=(Literal[agents], ...),  # type: ignore[valid-type]
+        task=(str | None, None),
+        tool=(Literal[tools] | None, None),  # type: ignore[valid-type]
+        args=(dict[str, JsonValue] | None, None),
+        depends_on=(list[int], Field(default_factory=list)),
+    )
+    return create_model("DraftPlan", __config__=ConfigDict(extra="forbid"), steps=(list[step], ...))  # type: ignore[valid-type]
+
+
+def system_prompt(catalog: Catalog) -> str:
+    agents = "\n".join(f"- {a.name}: {a.description}\n{describe_tools(a)}" for a in catalog.agents.values())
+    return f"""You are a planner. Break the user's request into steps for these specialist agents:
+{agents}
+
+Write a JSON plan: {{"steps": [...]}}. Each step has:
+- "id": 1, 2, 3, ... in order;
+- "agent": one of the agents above;
+- EITHER "tool" + "args" when the request gives every argument (preferred: fast and exact; use only
+  that agent's tools, with exactly the parameters listed) OR "task": a short instruction in words
+  when the agent must work out the arguments itself;
+- "depends_on": the ids of the steps whose results it needs.
+Pass a result on with "$N" (N = step id) as an argument value; "$N" keeps numbers as numbers.
+Use as few steps as the request needs. Copy values from the request exactly.
+
+Example (only to show the format; never copy its values):
+Request: {EXAMPLE_REQUEST}
+Plan: {json.dumps(EXAMPLE_PLAN)}"""
+
+
+class Planner:
+    def __init__(self, llm: LLM, catalog: Catalog, limits: PlanLimits, *, repair_rounds: int = 2) -> None:
+        self.llm = llm
+        self.catalog = catalog
+        self.limits = limits
+        self.repair_rounds = repair_rounds
+        self.output = draft_model(catalog)
+
+    async def plan(self, request: str) -> PlanResult:
+        messages = [
+            Message(role="system", content=system_prompt(self.catalog)),
+            Message(role="user", content=f"Request: {request}\nPlan:"),
+        ]
+        usage = Usage()
+        problems: list[Problem] = []
+        for round_number in range(1, self.repair_rounds + 2):
+            completion = await self.llm.complete(messages, self.output, role="planner")
+            usage = usage + completion.usage
+            draft = completion.value.model_dump(mode="json", exclude_none=True)
+            problems = _leaks(draft, request)
+            try:
+                plan = parse_plan(draft, self.catalog, self.limits)
+            except PlanValidationError as exc:
+                problems = exc.problems + problems
+            if not problems:
+                return PlanResult(plan=plan, usage=usage, rounds=round_number)
+            messages += [
+                Message(role="assistant", content=json.dumps(draft)),
+                Message(
+                    role="user",
+                    content="That plan has problems:\n"
+                    + "\n".join(f"- {p}" for p in problems)
+                    + f"\nWrite the whole corrected plan for the request: {request}",
+                ),
+            ]
+        raise PlanningError(request, problems)
+
+
+def _leaks(draft: dict[str, object], request: str) -> list[Problem]:
+    """Texts of the worked example that turned up in a plan although the request never said them."""
+    text = json.dumps(draft)
+    return [
+        Problem(message=f"the plan copies the example's {marker!r}", fix="use only values from the request")
+        for marker in _EXAMPLE_MARKERS
+        if marker in text and marker not in request
+    ]

@@ -1,0 +1,138 @@
+"""The one agent loop every specialist shares.
+
+Task + dependency results (as delimited data) -> the LLM names tool calls with named arguments ->
+each call is validated against the tool's signature and run -> the last result is the step's value.
+Arguments may use `$N` (an earlier step's result) and `#K` (the K-th call of this turn). A failed
+call goes back to the model with the error, for a bounded number of rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
+
+from agents.llm import LLM, Message, Usage
+from agents.prompts import data_block, describe_tools
+from planning.catalog import AgentSpec, format_validation_error
+from planning.plan import resolve_references, result_text
+from planning.steps import AgentResult
+from tools.errors import ToolError, TransientToolError
+
+_CALL_REFERENCE = re.compile(r"#(\d+)")
+_MAX_CALLS = 8
+
+
+class AgentFailedError(ToolError):
+    """The agent could not complete its task within its rounds; the message carries the last errors."""
+
+
+def turn_model(agent: AgentSpec) -> type[BaseModel]:
+    """The reply schema of one turn: calls to this agent's tools only."""
+    names = tuple(agent.tool_by_name)
+    call = create_model(
+        f"{agent.name}_call",
+        __config__=ConfigDict(extra="forbid"),
+        tool=(Literal[names], ...),  # type: ignore[valid-type]
+        args=(dict[str, JsonValue], Field(default_factory=dict)),
+    )
+    return create_model(
+        f"{agent.name}_turn",
+        __config__=ConfigDict(extra="forbid"),
+        calls=(list[call], Field(min_length=1, max_length=_MAX_CALLS)),  # type: ignore[valid-type]
+    )
+
+
+def system_prompt(agent: AgentSpec) -> str:
+    return f"""You are the {agent.name} agent. {agent.instructions}
+Your tools:
+{describe_tools(agent)}
+
+Answer with JSON: {{"calls": [{{"tool": "<name>", "args": {{...}}}}]}}. Calls run in order; the
+last call's result is your answer. Use exactly the parameters listed. In args, "$N" is the result of
+earlier step N and "#K" is the result of your K-th call (e.g. "#1")."""
+
+
+class SpecialistRunner:
+    """Runs agent steps with an LLM (the `run_agent` of a StepRunner)."""
+
+    def __init__(self, llm: LLM, *, max_rounds: int | None = None) -> None:
+        self.llm = llm
+        self.max_rounds = max_rounds
+
+    async def __call__(self, agent: AgentSpec, task: str, inputs: dict[int, JsonValue]) -> AgentResult:
+        output = turn_model(agent)
+        messages = [
+            Message(role="system", content=system_prompt(agent)),
+            Message(role="user", content="\n\n".join(filter(None, [data_block(inputs), f"Task: {task}"]))),
+        ]
+        usage = Usage()
+        errors: list[str] = []
+        for _ in range(self.max_rounds or agent.max_iterations):
+            completion = await self.llm.complete(messages, output, role=agent.name)
+            usage = usage + completion.usage
+            calls = completion.value.model_dump(mode="json")["calls"]
+            results: list[JsonValue] = []
+            lines: list[str] = []
+            errors = []
+            for number, call in enumerate(calls, start=1):
+                try:
+                    args = _resolve(call["args"], inputs, results)
+                    value = await agent.tool(call["tool"]).call(args)
+                except TransientToolError:
+                    raise
+                except ValidationError as exc:
+                    errors.append(f"call {number} ({call['tool']}): {'; '.join(format_validation_error(exc, 'args'))}")
+                    break
+                except (ToolError, LookupError) as exc:
+                    errors.append(f"call {number} ({call['tool']}): {exc}")
+                    break
+                results.append(value)
+                lines.append(f"{call['tool']}({_show_args(args)}) = {_short(result_text(value))}")
+            if not errors:
+                return AgentResult(value=results[-1], summary="; ".join(lines), usage=usage)
+            messages += [
+                Message(role="assistant", content=json.dumps({"calls": calls})),
+                Message(role="user", content="Some calls failed:\n" + "\n".join(errors) + "\nTry again."),
+            ]
+        raise AgentFailedError(f"the {agent.name} agent could not complete the task: {'; '.join(errors)}")
+
+
+def _resolve(args: JsonValue, inputs: dict[int, JsonValue], results: list[JsonValue]) -> dict[str, JsonValue]:
+    def calls(value: JsonValue) -> JsonValue:
+        if isinstance(value, str):
+            whole = _CALL_REFERENCE.fullmatch(value)
+            if whole:
+                return results[_index(whole, results)]
+            return _CALL_REFERENCE.sub(lambda m: result_text(results[_index(m, results)]), value)
+        if isinstance(value, list):
+            return [calls(v) for v in value]
+        if isinstance(value, dict):
+            return {k: calls(v) for k, v in value.items()}
+        return value
+
+    try:
+        resolved = resolve_references(args, inputs)
+    except KeyError as exc:
+        raise ToolError(f"${exc.args[0]} is not a result you were given; use only the $N shown in <data>") from None
+    resolved = calls(resolved)
+    if not isinstance(resolved, dict):
+        raise ToolError("args must be an object of named arguments")
+    return resolved
+
+
+def _index(match: re.Match[str], results: list[JsonValue]) -> int:
+    number = int(match.group(1))
+    if not 1 <= number <= len(results):
+        raise ToolError(f"#{number} refers to a call that has not run yet; only #1..#{len(results)} exist")
+    return number - 1
+
+
+def _show_args(args: dict[str, JsonValue]) -> str:
+    return ", ".join(f"{k}={_short(json.dumps(v, ensure_ascii=False), 40)}" for k, v in args.items())
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

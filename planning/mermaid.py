@@ -1,0 +1,62 @@
+"""Mermaid views of plans and runs: the DAG as a flowchart, the timeline as a gantt chart."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from planning.plan import Plan, Step
+from planning.records import RunRecord, StepStatus
+
+_STATUS_CLASSES = {
+    StepStatus.SUCCEEDED: "fill:#d4edda,stroke:#28a745",
+    StepStatus.FAILED: "fill:#f8d7da,stroke:#dc3545",
+    StepStatus.SKIPPED: "fill:#eeeeee,stroke:#999999,stroke-dasharray:4",
+    StepStatus.RUNNING: "fill:#fff3cd,stroke:#ffc107",
+    StepStatus.CANCELLED: "fill:#eeeeee,stroke:#6c757d",
+}
+
+
+def _label(step: Step) -> str:
+    what = f"{step.tool}()" if step.tool else (step.task or "")
+    if len(what) > 40:
+        what = what[:39] + "…"
+    # Mermaid labels cannot hold double quotes; keep the text readable.
+    return f"{step.id}. {step.agent}: {what}".replace('"', "'")
+
+
+def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None) -> str:
+    """`flowchart TD` of the plan's DAG; with statuses, nodes are coloured by step status."""
+    statuses = statuses or {}
+    waves = plan.waves()
+    lines = ["flowchart TD"]
+    for step in plan.steps:
+        status = statuses.get(step.id)
+        suffix = f" [{status.value}]" if status else ""
+        lines.append(f'    s{step.id}["{_label(step)}<br/>wave {waves[step.id]}{suffix}"]')
+    for step in plan.steps:
+        for need in sorted(step.needs()):
+            lines.append(f"    s{need} --> s{step.id}")
+    for status, style in _STATUS_CLASSES.items():
+        members = [f"s{i}" for i, s in statuses.items() if s is status]
+        if members:
+            lines.append(f"    classDef {status.value} {style}")
+            lines.append(f"    class {','.join(members)} {status.value}")
+    return "\n".join(lines)
+
+
+def gantt(record: RunRecord) -> str:
+    """`gantt` of when each step ran, in milliseconds from the run's first step start."""
+    started = [s.started_at for s in record.steps if s.started_at]
+    lines = ["gantt", f"    title Run {record.id}", "    dateFormat x", "    axisFormat %S.%L s"]
+    if not started:
+        return "\n".join([*lines, "    section no step has started"])
+    origin = min(started)
+    for step in record.steps:
+        if not step.started_at:
+            continue
+        start = int((step.started_at - origin).total_seconds() * 1000)
+        end = int(((step.finished_at or step.started_at) - origin).total_seconds() * 1000)
+        tag = {"failed": "crit, ", "running": "active, "}.get(step.status.value, "")
+        lines.append(f"    section step {step.id}")
+        lines.append(f"    {step.agent} ({step.status.value}) :{tag}s{step.id}, {start}, {max(end, start + 1)}")
+    return "\n".join(lines)
