@@ -111,8 +111,9 @@ class Planner:
                 plan = parse_plan(draft, self.catalog, self.limits)
             except PlanValidationError as exc:
                 problems = exc.problems + problems
-            if not problems:
-                return PlanResult(plan=plan, usage=usage, rounds=round_number)
+            else:
+                if not problems:
+                    return PlanResult(plan=plan, usage=usage, rounds=round_number)
             messages += [
                 Message(role="assistant", content=json.dumps(draft)),
                 Message(

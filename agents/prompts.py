@@ -31,7 +31,8 @@ def _type_name(prop: Mapping[str, Any]) -> str:
     kind = prop.get("type", "any")
     if kind == "array":
         return f"list[{_type_name(prop.get('items', {}))}]"
-    return {"integer": "int", "number": "number", "string": "str", "boolean": "bool", "null": "null"}.get(kind, kind)
+    names = {"integer": "int", "number": "number", "string": "str", "boolean": "bool", "null": "null"}
+    return names.get(kind, str(kind))
 
 
 def describe_tools(agent: AgentSpec) -> str:

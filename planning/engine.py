@@ -21,7 +21,7 @@ from pydantic import BaseModel, JsonValue
 
 from planning import flyte_setup
 from planning.ownership import this_process
-from planning.plan import Step
+from planning.plan import Plan, Step
 from planning.records import RunRecord, RunStatus, StepOutcome, StepStatus, Usage
 from planning.scheduler import execute, run_status
 from planning.steps import StepRunner
@@ -50,7 +50,7 @@ Synthesize = Callable[[RunRecord], Awaitable[tuple[str, Usage]]]
 class LocalRun:
     """What a local run's task bodies need from the process that started it."""
 
-    store: RunStore
+    store: RunStore | None
     steps: StepRunner
     synthesize: Synthesize
     max_concurrency: int
@@ -71,55 +71,56 @@ class StepRequest(BaseModel):
     inputs: dict[int, JsonValue]
 
 
+class PlanRequest(BaseModel):
+    run_id: str
+    plan: Plan
+    succeeded: dict[int, StepOutcome] = {}
+
+
 class RunResult(BaseModel):
     status: RunStatus
     answer: str | None = None
+    outcomes: dict[int, StepOutcome] = {}
 
 
 @env.task(retries=1)
 async def run_step(request: StepRequest) -> StepOutcome:
     """One plan step: a tool call or a specialist agent's turn. Failures come back as outcomes."""
-    local = _LOCAL_RUNS[request.run_id]
-    return await local.steps(request.step, request.inputs)
+    return await _context(request.run_id).steps(request.step, request.inputs)
 
 
 @env.task
-async def run_plan(run_id: str) -> RunResult:
-    """The orchestrator: runs the stored plan of `run_id` eagerly and records every change."""
-    local = _LOCAL_RUNS[run_id]
+async def run_plan(request: PlanRequest) -> RunResult:
+    """The orchestrator: runs the plan eagerly, recording every change when a store is at hand."""
+    run_id, plan = request.run_id, request.plan
+    local = _context(run_id)
     store = local.store
-    record = store.get_run(run_id)
-    plan = record.plan
     waves = plan.waves()
     total = len(plan.steps)
-    succeeded = {
-        s.id: StepOutcome(status=s.status, result=s.result, summary=s.summary, usage=s.usage)
-        for s in record.steps
-        if s.status is StepStatus.SUCCEEDED
-    }
-    done = len(succeeded)
+    done = len(request.succeeded)
+
+    def report(step: Step, status: StepStatus) -> None:
+        event = StepEvent(run_id=run_id, step_id=step.id, agent=step.agent, status=status, done=done, total=total)
+        local.on_event(event)
 
     async def on_started(step: Step) -> None:
-        store.step_started(run_id, step.id)
-        local.on_event(
-            StepEvent(
-                run_id=run_id, step_id=step.id, agent=step.agent, status=StepStatus.RUNNING, done=done, total=total
-            )
-        )
+        if store:
+            store.step_started(run_id, step.id)
+        report(step, StepStatus.RUNNING)
 
     async def on_finished(step: Step, outcome: StepOutcome) -> None:
         nonlocal done
-        store.step_finished(run_id, step.id, outcome)
+        if store:
+            store.step_finished(run_id, step.id, outcome)
         done += 1
-        local.on_event(
-            StepEvent(run_id=run_id, step_id=step.id, agent=step.agent, status=outcome.status, done=done, total=total)
-        )
+        report(step, outcome.status)
 
     async def one_step(step: Step, inputs: dict[int, JsonValue]) -> StepOutcome:
         with flyte.group(f"wave-{waves[step.id]}"):
             return await run_step(StepRequest(run_id=run_id, step=step, inputs=inputs))
 
-    store.start_run(run_id, this_process())
+    if store:
+        store.start_run(run_id, this_process())
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -130,22 +131,33 @@ async def run_plan(run_id: str) -> RunResult:
         outcomes = await execute(
             plan,
             one_step,
-            succeeded=succeeded,
+            succeeded=request.succeeded,
             on_started=on_started,
             on_finished=on_finished,
             max_concurrency=local.max_concurrency,
             agent_caps={a.name: a.max_concurrency for a in local.steps.catalog.agents.values()},
         )
     except asyncio.CancelledError:
-        _cancel_pending(store, run_id)
-        store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
+        if store:
+            _cancel_pending(store, run_id)
+            store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
         return RunResult(status=RunStatus.CANCELLED)
     status = run_status(outcomes, total)
-    answer, usage = await local.synthesize(store.get_run(run_id))
-    store.add_run_usage(run_id, usage)
-    failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
-    store.finish_run(run_id, status, answer=answer, error="; ".join(failures) or None)
-    return RunResult(status=status, answer=answer)
+    answer = None
+    if store:
+        answer, usage = await local.synthesize(store.get_run(run_id))
+        store.add_run_usage(run_id, usage)
+        failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
+        store.finish_run(run_id, status, answer=answer, error="; ".join(failures) or None)
+    return RunResult(status=status, answer=answer, outcomes=outcomes)
+
+
+def _context(run_id: str) -> LocalRun:
+    """The in-process objects of a local run. (A run on a cluster has none: see issue 7.)"""
+    try:
+        return _LOCAL_RUNS[run_id]
+    except KeyError:
+        raise RuntimeError(f"run {run_id!r} has no local context in this process") from None
 
 
 def _cancel_pending(store: RunStore, run_id: str) -> None:
@@ -183,7 +195,16 @@ class LocalEngine:
         _LOCAL_RUNS[run_id] = local
         try:
             runner = flyte.with_runcontext(mode="local", raw_data_path=str(self.home / "flyte-data"), name=run_id)
-            pending = asyncio.ensure_future(runner.run.aio(run_plan, run_id))
+            record = self.store.get_run(run_id)
+            succeeded = {
+                s.id: StepOutcome(
+                    status=s.status, result=s.result, summary=s.summary, usage=s.usage, attempts=s.attempts
+                )
+                for s in record.steps
+                if s.status is StepStatus.SUCCEEDED
+            }
+            request = PlanRequest(run_id=run_id, plan=record.plan, succeeded=succeeded)
+            pending = asyncio.ensure_future(runner.run.aio(run_plan, request))
             try:
                 await asyncio.shield(pending)
             except asyncio.CancelledError:
