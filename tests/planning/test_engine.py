@@ -1,0 +1,224 @@
+"""LocalEngine: plans run through real Flyte local mode and every change lands in the run store.
+
+Task bodies run on Flyte's own loop thread, so the controllable tools here wait on threading
+events (tests.planning.conftest.ThreadGates) and the test waits for them off its loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.llm.protocol import Usage
+from planning.engine import LocalEngine, StepEvent
+from planning.records import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from planning.steps import StepRunner
+from planning.store import RunStore
+from tests.planning.conftest import Kit, make_plan
+
+SYNTHESIS_USAGE = Usage(calls=1, prompt_tokens=12, completion_tokens=3, latency_s=0.5)
+
+
+async def synthesize(record: RunRecord) -> tuple[str, Usage]:
+    """Stands in for the synthesis LLM: the answer lists each step's result."""
+    return ", ".join(f"{s.id}={s.result}" for s in record.steps), SYNTHESIS_USAGE
+
+
+@pytest.fixture
+def engine(store: RunStore, kit: Kit, tmp_path: Path) -> Iterator[LocalEngine]:
+    yield LocalEngine(store, StepRunner(kit.catalog()), synthesize, home=tmp_path)
+    kit.thread_gates.open_all()  # never leave a tool thread waiting
+
+
+def without_times(step: StepRecord) -> StepRecord:
+    return step.model_copy(update={"started_at": None, "finished_at": None})
+
+
+def event(run_id: str, step_id: int, agent: str, status: StepStatus, done: int, total: int) -> StepEvent:
+    return StepEvent(run_id=run_id, step_id=step_id, agent=agent, status=status, done=done, total=total)
+
+
+@pytest.mark.anyio
+async def test_a_tool_plan_runs_on_flyte_and_its_results_and_timings_are_recorded(
+    engine: LocalEngine, store: RunStore
+) -> None:
+    plan = make_plan(
+        {"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 3}},
+        {"id": 2, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": 1.5}},
+        {"id": 3, "agent": "string", "tool": "concat", "args": {"a": "result: $2", "b": "!"}},
+    )
+    run = store.create_run(plan, request="compute")
+
+    record = await engine.run(run.id)
+
+    assert record == store.get_run(run.id)
+    assert record.model_copy(update={"started_at": None, "finished_at": None, "steps": []}) == RunRecord(
+        id=run.id,
+        status=RunStatus.SUCCEEDED,
+        request="compute",
+        engine="local",
+        created_at=run.created_at,
+        step_count=3,
+        plan=plan,
+        answer="1=5, 2=7.5, 3=result: 7.5!",
+        usage=SYNTHESIS_USAGE,
+        steps=[],
+    )
+    assert [without_times(s) for s in record.steps] == [
+        StepRecord(id=1, agent="math", status=StepStatus.SUCCEEDED, attempts=1, result=5),
+        StepRecord(id=2, agent="math", status=StepStatus.SUCCEEDED, attempts=1, result=7.5),
+        StepRecord(id=3, agent="string", status=StepStatus.SUCCEEDED, attempts=1, result="result: 7.5!"),
+    ]
+    stamps = [record.started_at]
+    for step in record.steps:
+        stamps += [step.started_at, step.finished_at]
+    stamps.append(record.finished_at)
+    present = [t for t in stamps if t is not None]
+    assert len(present) == len(stamps)
+    assert present == sorted(present)
+
+
+@pytest.mark.anyio
+async def test_every_step_start_and_finish_is_reported_with_done_and_total(
+    engine: LocalEngine, store: RunStore
+) -> None:
+    plan = make_plan(
+        {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 1}},
+        {"id": 2, "agent": "math", "tool": "fail", "args": {"message": "boom"}, "depends_on": [1]},
+        {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": 1}},
+    )
+    run = store.create_run(plan)
+    events: list[StepEvent] = []
+
+    record = await engine.run(run.id, events.append)
+
+    assert events == [
+        event(run.id, 1, "math", StepStatus.RUNNING, 0, 3),
+        event(run.id, 1, "math", StepStatus.SUCCEEDED, 1, 3),
+        event(run.id, 2, "math", StepStatus.RUNNING, 1, 3),
+        event(run.id, 2, "math", StepStatus.FAILED, 2, 3),
+        event(run.id, 3, "math", StepStatus.SKIPPED, 3, 3),
+    ]
+    assert (record.status, record.error) == (RunStatus.PARTIAL, "step 2: boom; step 3: step 2 failed: boom")
+    assert [without_times(s) for s in record.steps] == [
+        StepRecord(id=1, agent="math", status=StepStatus.SUCCEEDED, attempts=1, result=2),
+        StepRecord(
+            id=2, agent="math", status=StepStatus.FAILED, attempts=1, error=StepError(kind="tool_error", message="boom")
+        ),
+        StepRecord(
+            id=3,
+            agent="math",
+            status=StepStatus.SKIPPED,
+            attempts=0,
+            error=StepError(kind="dependency", message="step 2 failed: boom"),
+        ),
+    ]
+
+
+@pytest.mark.anyio
+async def test_cancelling_the_awaiting_task_leaves_the_run_and_its_steps_cancelled(
+    engine: LocalEngine, store: RunStore, kit: Kit
+) -> None:
+    plan = make_plan(
+        {"id": 1, "agent": "ctl", "tool": "hold_thread", "args": {"name": "slow"}},
+        {"id": 2, "agent": "string", "tool": "concat", "args": {"a": "$1", "b": "!"}},
+    )
+    run = store.create_run(plan)
+
+    task = asyncio.create_task(engine.run(run.id))
+    await kit.thread_gates.wait_started("slow")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    record = store.get_run(run.id)
+    assert (record.status, record.error) == (RunStatus.CANCELLED, "the run was cancelled; resume it to finish")
+    assert [without_times(s) for s in record.steps] == [
+        StepRecord(
+            id=1,
+            agent="ctl",
+            status=StepStatus.CANCELLED,
+            attempts=1,
+            error=StepError(kind="cancelled", message="the run was cancelled"),
+        ),
+        StepRecord(id=2, agent="string", status=StepStatus.CANCELLED, attempts=0),
+    ]
+    assert engine.cancel(run.id) is False  # no longer executing here
+
+
+@pytest.mark.anyio
+async def test_cancel_by_run_id_stops_a_run_executing_in_this_process(
+    engine: LocalEngine, store: RunStore, kit: Kit
+) -> None:
+    plan = make_plan({"id": 1, "agent": "ctl", "tool": "hold_thread", "args": {"name": "slow"}})
+    run = store.create_run(plan)
+
+    task = asyncio.create_task(engine.run(run.id))
+    await kit.thread_gates.wait_started("slow")
+    assert engine.cancel(run.id) is True
+    record = await asyncio.wait_for(task, timeout=30)
+
+    assert record.status is RunStatus.CANCELLED
+    assert [s.status for s in record.steps] == [StepStatus.CANCELLED]
+
+
+@pytest.mark.anyio
+async def test_a_run_cannot_execute_twice_at_once_in_one_process(
+    engine: LocalEngine, store: RunStore, kit: Kit
+) -> None:
+    run = store.create_run(make_plan({"id": 1, "agent": "ctl", "tool": "hold_thread", "args": {"name": "slow"}}))
+    task = asyncio.create_task(engine.run(run.id))
+    await kit.thread_gates.wait_started("slow")
+
+    with pytest.raises(RuntimeError, match="is already executing in this process"):
+        await engine.run(run.id)
+
+    kit.thread_gates.open("slow")
+    assert (await asyncio.wait_for(task, timeout=30)).status is RunStatus.SUCCEEDED
+
+
+@pytest.mark.anyio
+async def test_resuming_a_partial_run_reruns_only_the_steps_that_did_not_succeed(
+    engine: LocalEngine, store: RunStore, kit: Kit
+) -> None:
+    plan = make_plan(
+        {"id": 1, "agent": "ctl", "tool": "count", "args": {"value": 5}},
+        {"id": 2, "agent": "ctl", "tool": "check", "args": {"value": "$1"}},
+        {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": 1}},
+        {"id": 4, "agent": "math", "tool": "add", "args": {"a": 1, "b": 1}},
+    )
+    run = store.create_run(plan)
+    broken = "the switch is broken; repair it and resume the run"
+
+    first = await engine.run(run.id)
+
+    assert (first.status, first.answer) == (RunStatus.PARTIAL, "1=5, 2=None, 3=None, 4=2")
+    assert [(s.id, s.status) for s in first.steps] == [
+        (1, StepStatus.SUCCEEDED),
+        (2, StepStatus.FAILED),
+        (3, StepStatus.SKIPPED),
+        (4, StepStatus.SUCCEEDED),
+    ]
+    assert first.error == f"step 2: {broken}; step 3: step 2 failed: {broken}"
+
+    kit.switch.broken = False
+    events: list[StepEvent] = []
+    second = await engine.run(run.id, events.append)
+
+    assert kit.tally.calls == 1
+    assert (second.status, second.error, second.answer) == (RunStatus.SUCCEEDED, None, "1=5, 2=5, 3=6, 4=2")
+    assert second.steps[0] == first.steps[0]  # not run again: same record, same timestamps
+    assert second.steps[3] == first.steps[3]
+    assert [without_times(s) for s in second.steps[1:3]] == [
+        StepRecord(id=2, agent="ctl", status=StepStatus.SUCCEEDED, attempts=2, result=5),
+        StepRecord(id=3, agent="math", status=StepStatus.SUCCEEDED, attempts=1, result=6),
+    ]
+    assert events == [
+        event(run.id, 2, "ctl", StepStatus.RUNNING, 2, 4),
+        event(run.id, 2, "ctl", StepStatus.SUCCEEDED, 3, 4),
+        event(run.id, 3, "math", StepStatus.RUNNING, 3, 4),
+        event(run.id, 3, "math", StepStatus.SUCCEEDED, 4, 4),
+    ]
