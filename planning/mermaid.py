@@ -31,7 +31,7 @@ def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None) -> s
     lines = ["flowchart TD"]
     for step in plan.steps:
         status = statuses.get(step.id)
-        suffix = f" [{status.value}]" if status else ""
+        suffix = f" · {status.value}" if status else ""
         lines.append(f'    s{step.id}["{_label(step)}<br/>wave {waves[step.id]}{suffix}"]')
     for step in plan.steps:
         for need in sorted(step.needs()):

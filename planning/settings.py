@@ -10,12 +10,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from planning.validate import PlanLimits
+from tools.code import SandboxLimits
 
 
 class Settings(BaseSettings):
     """Everything that can be configured; each field is also the env var `PLANNER_MCP_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="PLANNER_MCP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PLANNER_MCP_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Field(
         default_factory=lambda: Path(user_data_dir("planner-mcp")),
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     step_retries: int = Field(default=2, ge=0, description="Retries of a step after a transient failure.")
     retry_base_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles, with jitter.")
     synthesize: bool = Field(default=True, description="Write the final answer with the LLM when there is one.")
+    sandbox: SandboxLimits = Field(
+        default_factory=SandboxLimits, description="Code sandbox limits, e.g. PLANNER_MCP_SANDBOX__WALL_TIME_S=20."
+    )
 
     @property
     def db_path(self) -> Path:

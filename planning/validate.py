@@ -167,7 +167,7 @@ def _step_problems(step: Step, ids: set[int], catalog: Catalog, limits: PlanLimi
             lines = format_validation_error(ValidationError.from_exception_data(exc.title, errors), "args")  # type: ignore[arg-type]
             yield problem(
                 f"arguments do not match {step.tool}: {'; '.join(lines)}",
-                "call `list_agents` for the tool's parameters and pass exactly those",
+                "pass exactly the tool's parameters (MCP: list_agents; CLI: planner-mcp schema --agents)",
             )
 
 

@@ -11,7 +11,7 @@ from planning.catalog import Catalog
 from planning.plan import Plan, Step
 from planning.validate import PlanLimits, PlanValidationError, Problem, parse_plan, validate_plan
 
-ARGS_FIX = "call `list_agents` for the tool's parameters and pass exactly those"
+ARGS_FIX = "pass exactly the tool's parameters (MCP: list_agents; CLI: planner-mcp schema --agents)"
 ONE_OF_FIX = 'write {"task": "..."} to let the agent choose, or {"tool": "name", "args": {...}}'
 
 

@@ -1,0 +1,111 @@
+"""The application: the run store, the catalog, the LLM and the engine, wired from settings.
+
+The CLI and the MCP server are two faces of this one object; neither knows Flyte.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agents.catalog import build_catalog
+from agents.llm import LLM, LLMNotConfiguredError
+from agents.planner import Planner
+from agents.specialist import SpecialistRunner
+from agents.synthesis import Synthesizer
+from planning.catalog import Catalog
+from planning.engine import LocalEngine, OnEvent
+from planning.ownership import is_alive, this_process
+from planning.plan import Plan, Step
+from planning.records import RunRecord, RunStatus
+from planning.settings import Settings
+from planning.steps import StepRunner
+from planning.store import RunStore
+from planning.validate import parse_plan
+
+logger = logging.getLogger(__name__)
+
+
+class RunBusyError(RuntimeError):
+    """The run is executing in a live process right now."""
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: RunStore
+    catalog: Catalog
+    llm: LLM | None
+    engine: LocalEngine
+
+    @classmethod
+    def open(cls, settings: Settings, *, llm: LLM | None = None, catalog: Catalog | None = None) -> App:
+        """Open the store (recovering runs left by dead processes) and wire the engine."""
+        catalog = catalog or build_catalog(settings)
+        store = RunStore(settings.db_path)
+        steps = StepRunner(
+            catalog,
+            run_agent=SpecialistRunner(llm) if llm is not None else None,
+            retries=settings.step_retries,
+            retry_base_s=settings.retry_base_s,
+        )
+        synthesize = Synthesizer(llm if settings.synthesize else None)
+        engine = LocalEngine(store, steps, synthesize, home=settings.home, max_concurrency=settings.max_concurrency)
+        app = cls(settings=settings, store=store, catalog=catalog, llm=llm, engine=engine)
+        interrupted = app.recover()
+        if interrupted:
+            logger.warning("marked %d run(s) of ended processes as interrupted: %s", len(interrupted), interrupted)
+        return app
+
+    def close(self) -> None:
+        self.store.close()
+
+    def recover(self) -> list[str]:
+        """Runs marked running by processes that no longer exist become `interrupted`."""
+        dead = [run for owner, runs in self.store.running_owners().items() if not is_alive(owner) for run in runs]
+        if dead:
+            self.store.mark_interrupted(dead)
+        return dead
+
+    def parse(self, document: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
+        return parse_plan(document, self.catalog, self.settings.plan_limits)
+
+    async def plan(self, request: str) -> Plan:
+        """Ask the planner LLM for a validated plan (raises LLMNotConfiguredError without an LLM)."""
+        if self.llm is None:
+            raise LLMNotConfiguredError("Planning a request needs an LLM and none is configured.")
+        planner = Planner(self.llm, self.catalog, self.settings.plan_limits)
+        result = await planner.plan(request)
+        return result.plan
+
+    def submit(self, plan: Plan, *, request: str | None = None, idempotency_key: str | None = None) -> RunRecord:
+        return self.store.create_run(plan, request=request, engine=self.engine.name, idempotency_key=idempotency_key)
+
+    def submit_step(self, step: Step, request: str | None = None) -> RunRecord:
+        """A one-step run, as made by the per-agent MCP tools."""
+        plan = self.parse({"steps": [step.model_dump(exclude_none=True)]})
+        return self.submit(plan, request=request)
+
+    async def execute(self, run_id: str, on_event: OnEvent | None = None) -> RunRecord:
+        """Execute a stored run now (or resume it: only steps that did not succeed run again)."""
+        record = self.store.get_run(run_id)
+        if record.status is RunStatus.SUCCEEDED:
+            return record
+        if not self.store.claim_run(run_id, this_process(), is_alive):
+            raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
+        self.store.reset_unfinished_steps(run_id)
+        return await self.engine.run(run_id, on_event)
+
+    resume = execute
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run: in-flight steps stop, no new ones start."""
+        record = self.store.get_run(run_id)
+        if record.status.finished:
+            return record
+        if not self.engine.cancel(run_id):
+            # Not executing here: a pending run, or one whose process died.
+            self.store.finish_run(run_id, RunStatus.CANCELLED, error="cancelled before it ran")
+        return self.store.get_run(run_id)

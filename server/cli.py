@@ -1,0 +1,253 @@
+"""`planner-mcp`: run plans and requests, list and inspect runs, serve MCP.
+
+The CLI's own results go to stdout; progress, logs and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from planning import flyte_setup
+
+flyte_setup.import_flyte()
+
+from agents.llm import LLMError  # noqa: E402 - flyte must be tamed first
+from agents.llm.select import select_llm  # noqa: E402
+from agents.planner import PlanningError  # noqa: E402
+from planning.engine import StepEvent  # noqa: E402
+from planning.mermaid import flowchart, gantt  # noqa: E402
+from planning.plan import result_text  # noqa: E402
+from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
+from planning.settings import Settings  # noqa: E402
+from planning.store import StoreError  # noqa: E402
+from planning.validate import PlanValidationError  # noqa: E402
+from server.app import App, RunBusyError  # noqa: E402
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+_EXIT_FAILED = 1
+_EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        from server.mcp_server import serve
+
+        serve(Settings(), transport=args.transport, host=args.host, port=args.port)
+        return 0
+    try:
+        if args.command == "run" and args.plan is not None:
+            args.plan = sys.stdin.read() if args.plan == "-" else Path(args.plan).read_text(encoding="utf-8")
+        return asyncio.run(_dispatch(args))
+    except PlanValidationError as exc:
+        err.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        return _EXIT_USAGE
+    except (LLMError, PlanningError, StoreError, RunBusyError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return _EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    settings = Settings()
+    app = App.open(settings, llm=select_llm(os.environ, settings.home))
+    try:
+        if args.command == "run":
+            return await _run(app, args)
+        if args.command == "plan":
+            plan = await app.plan(args.request)
+            out.print(plan.model_dump_json(indent=2, exclude_defaults=True))
+            out.print("\n```mermaid\n" + flowchart(plan) + "\n```")
+            return 0
+        if args.command == "runs":
+            return _runs(app, args)
+        if args.command == "show":
+            record = app.store.get_run(args.run_id)
+            if args.json:
+                out.print(record.model_dump_json(indent=2))
+            else:
+                _show(record, mermaid=args.mermaid)
+            return 0
+        if args.command == "resume":
+            record = await _with_progress(app, args.run_id, resume=True)
+            return _finish(record, args.json)
+        if args.command == "cancel":
+            record = app.cancel(args.run_id)
+            out.print(f"{record.id}: {record.status.value}")
+            return 0
+        if args.command == "schema":
+            out.print(json.dumps(app.catalog.describe() if args.agents else _plan_schema(), indent=2))
+            return 0
+        raise AssertionError(args.command)
+    finally:
+        app.close()
+
+
+async def _run(app: App, args: argparse.Namespace) -> int:
+    if (args.plan is None) == (args.request is None):
+        err.print('give either a request ("...") or --plan FILE.json')
+        return _EXIT_USAGE
+    if args.plan is not None:
+        plan = app.parse(args.plan)  # the file's text, read in main()
+        request = None
+    else:
+        request = args.request
+        err.print("planning…", style="dim")
+        plan = await app.plan(request)
+    record = app.submit(plan, request=request)
+    record = await _with_progress(app, record.id)
+    return _finish(record, args.json)
+
+
+async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunRecord:
+    total = app.store.get_run(run_id).step_count
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task(f"run {run_id}", total=total)
+
+        def on_event(event: StepEvent) -> None:
+            mark = {StepStatus.SUCCEEDED: "[green]✓", StepStatus.RUNNING: "[yellow]…"}.get(event.status, "[red]✗")
+            progress.console.print(f"{mark}[/] step {event.step_id} ({event.agent}) {event.status.value}")
+            progress.update(bar, completed=event.done)
+
+        return await (app.resume if resume else app.execute)(run_id, on_event)
+
+
+def _finish(record: RunRecord, as_json: bool) -> int:
+    if as_json:
+        out.print(record.model_dump_json(indent=2))
+    else:
+        err.print(f"run {record.id}: {record.status.value}", style="dim")
+        if record.error and record.status is not RunStatus.SUCCEEDED:
+            err.print(record.error, style="red", highlight=False)
+        out.print(record.answer or "")
+    return 0 if record.status is RunStatus.SUCCEEDED else _EXIT_FAILED
+
+
+def _runs(app: App, args: argparse.Namespace) -> int:
+    runs, cursor = app.store.list_runs(
+        limit=args.limit, status=RunStatus(args.status) if args.status else None, cursor=args.cursor
+    )
+    table = Table("id", "status", "steps", "created", "request")
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.status.value,
+            str(run.step_count),
+            run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (run.request or "(plan)")[:60],
+        )
+    out.print(table)
+    if cursor:
+        err.print(f"more: planner-mcp runs --cursor {cursor}", style="dim")
+    return 0
+
+
+def _show(record: RunRecord, *, mermaid: bool) -> None:
+    out.print(
+        f"run {record.id}  {record.status.value}  engine={record.engine}  created {record.created_at:%Y-%m-%d %H:%M:%S}"
+    )
+    if record.request:
+        out.print(f"request: {record.request}")
+    table = Table("step", "agent", "status", "attempts", "started", "duration", "LLM calls/tokens", "result / error")
+    origin = min((s.started_at for s in record.steps if s.started_at), default=None)
+    for step in record.steps:
+        started = f"+{(step.started_at - origin).total_seconds():.3f}s" if step.started_at and origin else ""
+        duration = f"{step.duration_s:.3f}s" if step.duration_s is not None else ""
+        usage = f"{step.usage.calls}/{step.usage.prompt_tokens + step.usage.completion_tokens}"
+        shown = (
+            result_text(step.result)
+            if step.status is StepStatus.SUCCEEDED
+            else (step.error.message if step.error else "")
+        )
+        table.add_row(
+            str(step.id), step.agent, step.status.value, str(step.attempts), started, duration, usage, shown[:80]
+        )
+    out.print(table)
+    total = record.total_usage()
+    out.print(f"LLM: {total.calls} calls, {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens")
+    if record.answer:
+        out.print(f"answer: {record.answer}")
+    if record.error:
+        out.print(f"error: {record.error}")
+    if mermaid:
+        statuses = {s.id: s.status for s in record.steps}
+        out.print("\n```mermaid\n" + flowchart(record.plan, statuses) + "\n```")
+        out.print("\n```mermaid\n" + gantt(record) + "\n```")
+
+
+def _plan_schema() -> dict[str, object]:
+    from planning.plan import plan_json_schema
+
+    return plan_json_schema()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planner-mcp", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="plan and execute a request, or execute a plan file")
+    run.add_argument("request", nargs="?", help="what to do, in natural language (needs an LLM)")
+    run.add_argument(
+        "--plan", metavar="FILE.json", help="execute this plan ('-' reads stdin); no LLM needed for tool steps"
+    )
+    run.add_argument("--json", action="store_true", help="print the whole run record as JSON")
+
+    plan = sub.add_parser("plan", help="print the validated plan for a request (JSON + Mermaid)")
+    plan.add_argument("request")
+
+    runs = sub.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("--status", choices=[s.value for s in RunStatus])
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--cursor", help="next page, from the previous listing")
+
+    show = sub.add_parser("show", help="a run's steps, timings, results and usage")
+    show.add_argument("run_id")
+    show.add_argument("--mermaid", action="store_true", help="also print the DAG flowchart and the timeline gantt")
+    show.add_argument("--json", action="store_true")
+
+    resume = sub.add_parser("resume", help="re-run the steps of a run that did not succeed")
+    resume.add_argument("run_id")
+    resume.add_argument("--json", action="store_true")
+
+    cancel = sub.add_parser("cancel", help="cancel a pending run")
+    cancel.add_argument("run_id")
+
+    schema = sub.add_parser("schema", help="print the plan JSON Schema (or --agents: the catalog)")
+    schema.add_argument("--agents", action="store_true")
+
+    serve = sub.add_parser("serve", help="serve MCP (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
