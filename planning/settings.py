@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     step_retries: int = Field(default=2, ge=0, description="Retries of a step after a transient failure.")
     retry_base_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles, with jitter.")
     synthesize: bool = Field(default=True, description="Write the final answer with the LLM when there is one.")
+    catalog: str = Field(
+        default="agents.catalog:build_catalog",
+        description="`module:function` that builds the catalog from these settings (custom agents and tools).",
+    )
     sandbox: SandboxLimits = Field(
         default_factory=SandboxLimits, description="Code sandbox limits, e.g. PLANNER_MCP_SANDBOX__WALL_TIME_S=20."
     )

@@ -5,12 +5,12 @@ The CLI and the MCP server are two faces of this one object; neither knows Flyte
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.catalog import build_catalog
 from agents.llm import LLM, LLMNotConfiguredError
 from agents.planner import Planner
 from agents.specialist import SpecialistRunner
@@ -28,6 +28,26 @@ from planning.validate import parse_plan
 logger = logging.getLogger(__name__)
 
 
+class ConfigError(ValueError):
+    """The configuration (settings, environment) names something that does not work; says the fix."""
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    """Build the catalog named by `settings.catalog` (`module:function`)."""
+    module_name, _, function_name = settings.catalog.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            f"PLANNER_MCP_CATALOG={settings.catalog!r} does not name a catalog factory ({exc}); "
+            "use `module:function`, e.g. agents.catalog:build_catalog"
+        ) from None
+    catalog = factory(settings)
+    if not isinstance(catalog, Catalog):
+        raise ConfigError(f"{settings.catalog} returned {type(catalog).__name__}, not a Catalog")
+    return catalog
+
+
 class RunBusyError(RuntimeError):
     """The run is executing in a live process right now."""
 
@@ -43,7 +63,7 @@ class App:
     @classmethod
     def open(cls, settings: Settings, *, llm: LLM | None = None, catalog: Catalog | None = None) -> App:
         """Open the store (recovering runs left by dead processes) and wire the engine."""
-        catalog = catalog or build_catalog(settings)
+        catalog = catalog or load_catalog(settings)
         store = RunStore(settings.db_path)
         steps = StepRunner(
             catalog,

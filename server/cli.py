@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -32,7 +33,7 @@ from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
 from planning.settings import Settings  # noqa: E402
 from planning.store import StoreError  # noqa: E402
 from planning.validate import PlanValidationError  # noqa: E402
-from server.app import App, RunBusyError  # noqa: E402
+from server.app import App, ConfigError, RunBusyError  # noqa: E402
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -60,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PlanValidationError as exc:
         err.print(f"[red]{exc}[/red]", markup=True, highlight=False)
         return _EXIT_USAGE
-    except (LLMError, PlanningError, StoreError, RunBusyError, OSError) as exc:
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] invalid PLANNER_MCP_* setting: {exc}", highlight=False)
+        return _EXIT_USAGE
+    except (LLMError, PlanningError, StoreError, RunBusyError, ConfigError, OSError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         return _EXIT_FAILED
     except KeyboardInterrupt:
