@@ -1,9 +1,13 @@
 """Runs plans as Flyte 2 tasks: the run is one `run_plan` task, each step one `run_step` action.
 
 On a cluster that is one Flyte run whose actions are the plan's steps (grouped by wave for people
-to read, never waited on by wave). Locally (the default) Flyte executes in-process on its own event
-loop thread; the objects a run needs that cannot travel as task inputs (catalog, LLM, store, the
-caller's progress callback) are handed to the task bodies through `_LOCAL_RUNS`, keyed by run id.
+to read, never waited on by wave; each action is named `step-<id>`). Locally (the default) Flyte
+executes in-process on its own event loop thread; the objects a run needs that cannot travel as task
+inputs (catalog, LLM, store, the caller's progress callback) are handed to the task bodies through
+`_LOCAL_RUNS`, keyed by run id. On a cluster there is no such entry: the task bodies build those
+objects from the container's environment (settings, injected secrets) and keep no store; the run's
+result comes back as `run_plan`'s output (see planning.remote). The environments are in
+planning.flyte_env.
 
 Flyte's stdout habits are tamed by `planning.flyte_setup`, imported before flyte itself.
 """
@@ -11,7 +15,9 @@ Flyte's stdout habits are tamed by `planning.flyte_setup`, imported before flyte
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,9 +26,10 @@ from pathlib import Path
 from pydantic import BaseModel, JsonValue
 
 from planning import flyte_setup
+from planning.flyte_env import PLAN_RETRIES, PLAN_TIMEOUT, STEP_RETRIES, STEP_TIMEOUT, agents_env, code_env, env
 from planning.ownership import this_process
 from planning.plan import Plan, Step
-from planning.records import RunRecord, RunStatus, StepOutcome, StepStatus, Usage
+from planning.records import RunRecord, RunStatus, StepOutcome, StepRecord, StepStatus, Usage, now
 from planning.scheduler import execute, run_status
 from planning.steps import StepRunner
 from planning.store import RunStore
@@ -62,8 +69,6 @@ class LocalRun:
 # Run id -> LocalRun, filled by LocalEngine.run for the duration of a run (not at import).
 _LOCAL_RUNS: dict[str, LocalRun] = {}
 
-env = flyte.TaskEnvironment(name="planner_mcp", description="planner-mcp: plans of specialist agent steps")
-
 
 class StepRequest(BaseModel):
     run_id: str
@@ -75,21 +80,29 @@ class PlanRequest(BaseModel):
     run_id: str
     plan: Plan
     succeeded: dict[int, StepOutcome] = {}
+    request: str | None = None  # the user's words, for the answer when no store holds them
 
 
 class RunResult(BaseModel):
     status: RunStatus
     answer: str | None = None
     outcomes: dict[int, StepOutcome] = {}
+    usage: Usage = Usage()  # synthesis usage, when the answer was written here (no store)
 
 
-@env.task(retries=1)
+@agents_env.task(retries=STEP_RETRIES, timeout=STEP_TIMEOUT)
 async def run_step(request: StepRequest) -> StepOutcome:
     """One plan step: a tool call or a specialist agent's turn. Failures come back as outcomes."""
     return await _context(request.run_id).steps(request.step, request.inputs)
 
 
-@env.task
+@code_env.task(retries=STEP_RETRIES, timeout=STEP_TIMEOUT)
+async def run_code_step(request: StepRequest) -> StepOutcome:
+    """A code agent step, in the code environment's own isolated pods. Same contract as run_step."""
+    return await _context(request.run_id).steps(request.step, request.inputs)
+
+
+@env.task(retries=PLAN_RETRIES, timeout=PLAN_TIMEOUT)
 async def run_plan(request: PlanRequest) -> RunResult:
     """The orchestrator: runs the plan eagerly, recording every change when a store is at hand."""
     run_id, plan = request.run_id, request.plan
@@ -116,8 +129,11 @@ async def run_plan(request: PlanRequest) -> RunResult:
         report(step, outcome.status)
 
     async def one_step(step: Step, inputs: dict[int, JsonValue]) -> StepOutcome:
+        task = run_code_step if step.agent == "code" else run_step
         with flyte.group(f"wave-{waves[step.id]}"):
-            return await run_step(StepRequest(run_id=run_id, step=step, inputs=inputs))
+            # The short name labels the action, so a step's phase can be read back from Flyte.
+            named = task.override(short_name=f"step-{step.id}")
+            return await named(StepRequest(run_id=run_id, step=step, inputs=inputs))
 
     if store:
         store.start_run(run_id, this_process())
@@ -143,21 +159,75 @@ async def run_plan(request: PlanRequest) -> RunResult:
             store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
         return RunResult(status=RunStatus.CANCELLED)
     status = run_status(outcomes, total)
-    answer = None
-    if store:
-        answer, usage = await local.synthesize(store.get_run(run_id))
-        store.add_run_usage(run_id, usage)
-        failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
-        store.finish_run(run_id, status, answer=answer, error="; ".join(failures) or None)
+    if not store:
+        answer, usage = await local.synthesize(_record_of(request, status, outcomes))
+        return RunResult(status=status, answer=answer, outcomes=outcomes, usage=usage)
+    answer, usage = await local.synthesize(store.get_run(run_id))
+    store.add_run_usage(run_id, usage)
+    failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
+    store.finish_run(run_id, status, answer=answer, error="; ".join(failures) or None)
     return RunResult(status=status, answer=answer, outcomes=outcomes)
 
 
 def _context(run_id: str) -> LocalRun:
-    """The in-process objects of a local run. (A run on a cluster has none: see issue 7.)"""
-    try:
-        return _LOCAL_RUNS[run_id]
-    except KeyError:
-        raise RuntimeError(f"run {run_id!r} has no local context in this process") from None
+    """The objects a run's task bodies use: the local run's, else (on a cluster) a fresh context
+    built from this container's environment, with no store."""
+    local = _LOCAL_RUNS.get(run_id)
+    if local is not None:
+        return local
+    steps, synthesize, max_concurrency = _cluster_parts()
+    return LocalRun(store=None, steps=steps, synthesize=synthesize, max_concurrency=max_concurrency)
+
+
+@functools.cache
+def _cluster_parts() -> tuple[StepRunner, Synthesize, int]:
+    """Catalog, LLM and synthesis from settings and the injected secrets; built once per process
+    (a reused container serves many steps). Agents are imported here: planning does not depend on
+    them at import time."""
+    from agents.catalog import build_catalog
+    from agents.llm.select import select_llm
+    from agents.specialist import SpecialistRunner
+    from agents.synthesis import Synthesizer
+    from planning.settings import Settings
+
+    settings = Settings()
+    llm = select_llm(os.environ, settings.home)
+    steps = StepRunner(
+        build_catalog(settings),
+        run_agent=SpecialistRunner(llm) if llm is not None else None,
+        retries=settings.step_retries,
+        retry_base_s=settings.retry_base_s,
+    )
+    return steps, Synthesizer(llm if settings.synthesize else None), settings.max_concurrency
+
+
+def _record_of(request: PlanRequest, status: RunStatus, outcomes: dict[int, StepOutcome]) -> RunRecord:
+    """The run as synthesis reads it, made from the outcomes when no store holds it."""
+    steps = []
+    for step in request.plan.steps:
+        outcome = outcomes.get(step.id) or StepOutcome(status=StepStatus.PENDING, attempts=0)
+        steps.append(
+            StepRecord(
+                id=step.id,
+                agent=step.agent,
+                status=outcome.status,
+                attempts=outcome.attempts,
+                result=outcome.result,
+                summary=outcome.summary,
+                error=outcome.error,
+                usage=outcome.usage,
+            )
+        )
+    return RunRecord(
+        id=request.run_id,
+        status=status,
+        request=request.request,
+        engine="remote",
+        created_at=now(),
+        step_count=len(steps),
+        plan=request.plan,
+        steps=steps,
+    )
 
 
 def _cancel_pending(store: RunStore, run_id: str) -> None:
