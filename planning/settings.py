@@ -22,7 +22,32 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("planner-mcp")),
         description="Data directory: the run store, the assembled embedded model, Flyte's local data.",
     )
-    engine: Literal["local"] = Field(default="local", description="Where runs execute.")
+    engine: Literal["local", "remote"] = Field(
+        default="local",
+        description="Where runs execute: `local` (this process, Flyte local mode) or `remote` (a Flyte cluster). "
+        "Only this setting picks remote: a Flyte config or endpoint alone never does.",
+    )
+    flyte_endpoint: str | None = Field(
+        default=None,
+        description="Flyte control plane, e.g. `dns:///flyte.example.com` or `localhost:8090`; "
+        "default: the Flyte config (`admin.endpoint`, FLYTE_ADMIN_ENDPOINT).",
+    )
+    flyte_project: str | None = Field(default=None, description="Flyte project; default: the Flyte config's.")
+    flyte_domain: str | None = Field(default=None, description="Flyte domain; default: the Flyte config's.")
+    flyte_insecure: bool | None = Field(
+        default=None, description="Plain HTTP without TLS or auth (local sandboxes only); default: the config's."
+    )
+    flyte_config: Path | None = Field(
+        default=None,
+        description="Flyte config file; default: Flyte's search (./config.yaml, ./.flyte/config.yaml, "
+        "~/.flyte/config.yaml, FLYTECTL_CONFIG).",
+    )
+    flyte_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for a Flyte status, listing or abort call, in seconds."
+    )
+    flyte_submit_timeout_s: float = Field(
+        default=900.0, gt=0, description="Longest wait for a submission (it may build the image first), in seconds."
+    )
     max_concurrency: int = Field(default=8, ge=1, description="Steps running at once in one run.")
     max_steps: int = Field(default=100, ge=1, description="Most steps a plan may have.")
     max_string_chars: int = Field(default=100_000, ge=1, description="Longest text a plan may carry.")
