@@ -18,6 +18,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tools._http import BorrowedTransport, read_up_to
 from tools.errors import ToolError, TransientToolError
 
 logger = logging.getLogger(__name__)
@@ -337,7 +338,7 @@ class WeatherTools:
     async def _get_json(self, url: str, params: Mapping[str, str | int | float]) -> object:
         """GET an Open-Meteo endpoint and return its JSON, mapping failures to tool errors."""
         config = self._config
-        transport = _Borrowed(self._transport) if self._transport is not None else None
+        transport = BorrowedTransport(self._transport) if self._transport is not None else None
         try:
             with anyio.fail_after(config.timeout_s):
                 async with (
@@ -370,29 +371,12 @@ class WeatherTools:
             raise ToolError("Open-Meteo answered with something that is not JSON; try again later.") from exc
 
 
-class _Borrowed(httpx.AsyncBaseTransport):
-    """Lends an injected transport to a short-lived client without letting the client close it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """The owner of the inner transport closes it."""
-
-
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     """Read a streamed body, refusing one larger than `limit` bytes (decoded size counts)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ToolError(f"Open-Meteo sent more than {limit} bytes; ask for fewer days.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body, more = await read_up_to(response, limit)
+    if more:
+        raise ToolError(f"Open-Meteo sent more than {limit} bytes; ask for fewer days.")
+    return body
 
 
 def _error_reason(body: bytes) -> str | None:

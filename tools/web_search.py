@@ -39,6 +39,7 @@ from ddgs import DDGS
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from tools._http import BorrowedTransport, read_up_to
 from tools.errors import ToolError, TransientToolError
 
 logger = logging.getLogger(__name__)
@@ -328,7 +329,7 @@ class WebSearchTools:
                                 continue
                             _check_page_status(response, current)
                             content_type = _check_content_type(response, current)
-                            body, cut = await _read_up_to(response, config.max_download_bytes)
+                            body, cut = await read_up_to(response, config.max_download_bytes)
                         finally:
                             await response.aclose()
                 except (TimeoutError, httpx.TimeoutException) as exc:
@@ -445,7 +446,7 @@ class WebSearchTools:
     # -- HTTP plumbing --
 
     def _client(self, *, follow_redirects: bool) -> httpx.AsyncClient:
-        transport = _Borrowed(self._transport) if self._transport is not None else None
+        transport = BorrowedTransport(self._transport) if self._transport is not None else None
         return httpx.AsyncClient(
             transport=transport,
             timeout=self._config.timeout_s,
@@ -480,7 +481,7 @@ class WebSearchTools:
                         auth=auth,
                     ) as response,
                 ):
-                    body, cut = await _read_up_to(response, config.max_response_bytes)
+                    body, cut = await read_up_to(response, config.max_response_bytes)
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise TransientToolError(f"{provider} did not answer within {config.timeout_s:g} s; retry later.") from exc
         except httpx.TransportError as exc:
@@ -582,36 +583,10 @@ class _SearxngResponse(BaseModel):
 # -- helpers --
 
 
-class _Borrowed(httpx.AsyncBaseTransport):
-    """Lends an injected transport to a short-lived client without letting the client close it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """The owner of the inner transport closes it."""
-
-
 def _secret(value: SecretStr | None, env: str) -> str:
     if value is None:  # the config validator normally prevents this
         raise ToolError(f"This search provider is not configured; set `{env}`.")
     return value.get_secret_value()
-
-
-async def _read_up_to(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """Read at most `limit` bytes of a streamed body (decoded size); True if there was more."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        if size + len(chunk) > limit:
-            chunks.append(chunk[: limit - size])
-            return b"".join(chunks), True
-        size += len(chunk)
-        chunks.append(chunk)
-    return b"".join(chunks), False
 
 
 def _api_error_reason(body: bytes) -> str | None:
