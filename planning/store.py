@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from planning.plan import Plan
 from planning.records import (
     RunRecord,
@@ -35,6 +37,13 @@ from planning.records import (
 
 class StoreError(Exception):
     """Base of the run store's errors."""
+
+
+class FlyteRunRef(BaseModel):
+    """The Flyte run that executes a run on a cluster: its name and its console URL."""
+
+    name: str
+    url: str
 
 
 class RunNotFoundError(StoreError, LookupError):
@@ -92,6 +101,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
     CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
     CREATE INDEX runs_by_status ON runs (status, created_at DESC);
+    """,
+    """
+    ALTER TABLE runs ADD COLUMN flyte_run_name TEXT;
+    ALTER TABLE runs ADD COLUMN flyte_url TEXT;
     """,
 )
 
@@ -234,9 +247,12 @@ class RunStore:
             return True
 
     def running_owners(self) -> dict[str, list[str]]:
-        """Owners of runs still marked running, with their run ids (for crash detection)."""
+        """Owners of runs still marked running, with their run ids (for crash detection). Runs on a
+        Flyte cluster are left out: no local process owns them, Flyte does."""
         with self._lock:
-            rows = self._db.execute("SELECT id, owner FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchall()
+            rows = self._db.execute(
+                "SELECT id, owner FROM runs WHERE status = ? AND flyte_run_name IS NULL", (RunStatus.RUNNING,)
+            ).fetchall()
         owners: dict[str, list[str]] = {}
         for row in rows:
             owners.setdefault(row["owner"] or "", []).append(row["id"])
@@ -269,6 +285,20 @@ class RunStore:
                 (StepStatus.PENDING, run_id, StepStatus.SUCCEEDED),
             )
             db.execute("UPDATE runs SET answer = NULL, error = NULL WHERE id = ?", (run_id,))
+
+    def set_flyte_run(self, run_id: str, ref: FlyteRunRef) -> None:
+        """Record the Flyte run that now executes this run (a resubmission replaces the last one)."""
+        self._update_run(run_id, flyte_run_name=ref.name, flyte_url=ref.url)
+
+    def flyte_run(self, run_id: str) -> FlyteRunRef | None:
+        """The Flyte run recorded for this run; None for a run that never went to a cluster."""
+        with self._lock:
+            row = self._db.execute("SELECT flyte_run_name, flyte_url FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        if row["flyte_run_name"] is None:
+            return None
+        return FlyteRunRef(name=row["flyte_run_name"], url=row["flyte_url"] or "")
 
     # -- steps ------------------------------------------------------------------------------------
 
