@@ -17,9 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-# "$N" is a reference to step N's result; "$$" is a literal dollar sign.
-_REFERENCE = re.compile(r"\$(\$|\d+)")
-_WHOLE_REFERENCE = re.compile(r"\$(\d+)")
+# "$N" is step N's result, "$N.name.name" a field of it (a JSON object); "$$" is a literal "$".
+_REFERENCE = re.compile(r"\$(?:(\$)|(\d+)((?:\.[A-Za-z_]\w*)*))")
+
+
+class UnresolvedReferenceError(LookupError):
+    """A `$N.field` reference names a field that step N's result does not have."""
 
 
 class Step(BaseModel):
@@ -57,7 +60,7 @@ class Step(BaseModel):
         """Ids of the steps referenced with `$N` in the task or the arguments."""
         found: set[int] = set()
         for text in _strings([self.task, self.args]):
-            found.update(int(m.group(1)) for m in _REFERENCE.finditer(text) if m.group(1) != "$")
+            found.update(int(m.group(2)) for m in _REFERENCE.finditer(text) if m.group(2))
         return found
 
     def needs(self) -> set[int]:
@@ -140,13 +143,14 @@ def resolve_references(value: JsonValue, results: dict[int, JsonValue]) -> JsonV
     """Replace `$N` references in an argument value with results of earlier steps.
 
     A whole-value reference keeps the result's type (a number stays a number); a reference inside
-    a longer string is replaced by the result's text; `$$` stands for a literal `$`.
+    a longer string is replaced by the result's text; `$N.name` picks a field of an object result;
+    `$$` stands for a literal `$`.
     """
     if isinstance(value, str):
-        whole = _WHOLE_REFERENCE.fullmatch(value)
-        if whole:
-            return results[int(whole.group(1))]
-        return _REFERENCE.sub(lambda m: "$" if m.group(1) == "$" else result_text(results[int(m.group(1))]), value)
+        whole = _REFERENCE.fullmatch(value)
+        if whole and whole.group(2):
+            return _lookup(whole, results)
+        return _REFERENCE.sub(lambda m: "$" if m.group(1) else result_text(_lookup(m, results)), value)
     if isinstance(value, list):
         return [resolve_references(v, results) for v in value]
     if isinstance(value, dict):
@@ -154,8 +158,22 @@ def resolve_references(value: JsonValue, results: dict[int, JsonValue]) -> JsonV
     return value
 
 
+def _lookup(match: re.Match[str], results: dict[int, JsonValue]) -> JsonValue:
+    step_id, path = int(match.group(2)), match.group(3)
+    value = results[step_id]
+    for name in filter(None, path.split(".")):
+        if not isinstance(value, dict) or name not in value:
+            fields = f"its fields are: {', '.join(value)}" if isinstance(value, dict) else "it is not an object"
+            raise UnresolvedReferenceError(f"{match.group(0)}: step {step_id}'s result has no field {name!r}; {fields}")
+        value = value[name]
+    return value
+
+
 def is_whole_reference(value: JsonValue) -> bool:
-    return isinstance(value, str) and _WHOLE_REFERENCE.fullmatch(value) is not None
+    if not isinstance(value, str):
+        return False
+    match = _REFERENCE.fullmatch(value)
+    return match is not None and match.group(2) is not None
 
 
 def _strings(value: object) -> Iterator[str]:

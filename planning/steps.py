@@ -14,7 +14,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from agents.llm.errors import LLMError, LLMNotConfiguredError, LLMTransientError
 from planning.catalog import AgentSpec, Catalog, format_validation_error
-from planning.plan import Step, resolve_references
+from planning.plan import Step, UnresolvedReferenceError, resolve_references
 from planning.records import StepError, StepOutcome, StepStatus, Usage
 from tools.errors import ToolError, TransientToolError
 
@@ -67,6 +67,8 @@ class StepRunner:
             except ValidationError as exc:
                 lines = format_validation_error(exc, "args")
                 return _failed("invalid_args", f"{step.tool}: {'; '.join(lines)}", attempt)
+            except UnresolvedReferenceError as exc:
+                return _failed("invalid_args", str(exc), attempt)
             except ToolError as exc:
                 return _failed("tool_error", str(exc), attempt)
             except LLMError as exc:
