@@ -52,14 +52,18 @@ def test_a_recycled_pid_is_not_mistaken_for_the_original_process() -> None:
 def test_the_start_time_is_read_right_when_the_command_name_has_spaces_and_parentheses(tmp_path: Path) -> None:
     odd = tmp_path / "a) (b c"
     odd.symlink_to(sys.executable)
-    child = subprocess.Popen([str(odd), "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    child = subprocess.Popen(
+        [str(odd), "-c", "print('ready', flush=True); input()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"  # exec is done: the kernel shows the new name
         assert Path(f"/proc/{child.pid}/comm").read_text().strip() == "a) (b c"
         owner = process_identity(child.pid)
         assert owner == f"{socket.gethostname()}:{child.pid}:{kernel_start_ticks(child.pid)}"
         assert is_alive(owner) is True
     finally:
-        child.communicate(b"", timeout=30)
+        child.communicate(b"\n", timeout=30)
 
 
 def test_an_owner_on_another_host_counts_as_alive() -> None:
