@@ -1,0 +1,208 @@
+"""The runs this server is executing, whether a tool call waits for them or not.
+
+Every run executes as a task of the server's lifespan task group, so a run started with
+`wait=False` outlives the tool call that started it. A waiting caller only watches: when the
+client cancels the call, the run is cancelled cooperatively (the engine records it `cancelled`)
+and the caller waits, shielded and bounded, until that is written. On shutdown every run still
+executing is cancelled the same way before the store closes.
+
+Step events arrive on Flyte's loop thread; they are handed back to the server loop with
+`call_soon_threadsafe` before anything touches the MCP session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+from planning.engine import OnEvent, StepEvent
+from planning.records import RunRecord, StepStatus
+from planning.store import StoreError
+from server.app import App
+
+logger = logging.getLogger(__name__)
+
+# Receives (progress, total, message); progress strictly increases, as MCP requires.
+ReportProgress = Callable[[float, float, str], Awaitable[None]]
+
+# Whether App.execute can skip the LLM-written answer for one run; without it every run follows
+# the server's `synthesize` setting.
+_EXECUTE_TAKES_SYNTHESIZE = "synthesize" in inspect.signature(App.execute).parameters
+
+# How long a cancelled run may take to stop and be recorded before its caller gives up waiting.
+CANCEL_GRACE_S = 30.0
+
+
+class RunActiveError(RuntimeError):
+    """The run is already executing in this server."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r} is already executing in this server; call get_run({run_id!r}) to follow it, "
+            f"or cancel_run({run_id!r}) to stop it"
+        )
+
+
+class RunAbortedError(RuntimeError):
+    """The run stopped without a result (the server is shutting down)."""
+
+
+@dataclass
+class _Active:
+    on_event: OnEvent | None = None
+    synthesize: bool = True
+    done: anyio.Event = field(default_factory=anyio.Event)
+    cancel_requested: bool = False
+    record: RunRecord | None = None
+    error: Exception | None = None
+
+
+class RunSupervisor:
+    """Starts, tracks and cancels the runs executing in this server process."""
+
+    def __init__(self, app: App, task_group: TaskGroup) -> None:
+        self.app = app
+        self._task_group = task_group
+        self._active: dict[str, _Active] = {}
+
+    def is_active(self, run_id: str) -> bool:
+        return run_id in self._active
+
+    def start(self, run_id: str, *, synthesize: bool = True) -> None:
+        """Execute (or resume) a run in the background; returns at once."""
+        self._spawn(run_id, None, synthesize)
+
+    async def run(self, run_id: str, report: ReportProgress | None = None, *, synthesize: bool = True) -> RunRecord:
+        """Execute (or resume) a run and wait for its end; cancelling the caller cancels the run."""
+        relay = _ProgressRelay(asyncio.get_running_loop()) if report is not None else None
+        active = self._spawn(run_id, relay, synthesize)
+        try:
+            async with anyio.create_task_group() as forwarding:
+                if relay is not None and report is not None:
+                    forwarding.start_soon(relay.forward, report)
+                try:
+                    await active.done.wait()
+                finally:
+                    if relay is not None:
+                        relay.close()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self.cancel(run_id)
+                with anyio.move_on_after(CANCEL_GRACE_S):
+                    await active.done.wait()
+            raise
+        if active.error is not None:
+            raise active.error
+        if active.record is None:
+            raise RunAbortedError(f"run {run_id!r} stopped because the server is shutting down; resume it later")
+        return active.record
+
+    async def wait(self, run_id: str, timeout_s: float) -> bool:
+        """Wait (at most `timeout_s`) for a run executing here to end; True if it is not executing."""
+        active = self._active.get(run_id)
+        if active is None:
+            return True
+        with anyio.move_on_after(timeout_s):
+            await active.done.wait()
+        return active.done.is_set()
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run, whether it executes here, has not started yet, or its process died."""
+        active = self._active.get(run_id)
+        if active is not None:
+            # A run whose task has not started yet must not start at all.
+            active.cancel_requested = True
+        return self.app.cancel(run_id)
+
+    async def shutdown(self, grace_s: float = CANCEL_GRACE_S) -> None:
+        """Cancel every run executing here and wait (bounded) until each is recorded."""
+        for run_id in list(self._active):
+            with suppress(StoreError):
+                self.cancel(run_id)
+        with anyio.move_on_after(grace_s):
+            for active in list(self._active.values()):
+                await active.done.wait()
+        if self._active:
+            logger.warning("runs still executing at shutdown: %s", ", ".join(self._active))
+
+    def _spawn(self, run_id: str, on_event: OnEvent | None, synthesize: bool) -> _Active:
+        if run_id in self._active:
+            raise RunActiveError(run_id)
+        active = self._active[run_id] = _Active(on_event=on_event, synthesize=synthesize)
+        self._task_group.start_soon(self._execute, run_id, active, name=f"run {run_id}")
+        return active
+
+    async def _execute(self, run_id: str, active: _Active) -> None:
+        try:
+            # No await between this check and the engine taking the run: a cancel either
+            # lands before (and the run never starts) or reaches the engine.
+            if not active.cancel_requested:
+                if active.synthesize or not _EXECUTE_TAKES_SYNTHESIZE:
+                    record = await self.app.execute(run_id, active.on_event)
+                else:
+                    record = await self.app.execute(run_id, active.on_event, synthesize=False)  # type: ignore[call-arg]
+                logger.info("run %s ended %s", run_id, record.status.value)
+                active.record = record
+        except Exception as exc:  # boundary: handed to the waiting caller; must not stop the task group
+            logger.warning("run %s could not execute: %s", run_id, exc, exc_info=not isinstance(exc, StoreError))
+            active.error = exc
+        finally:
+            if self._active.get(run_id) is active:
+                del self._active[run_id]
+            active.done.set()
+
+
+class _ProgressRelay:
+    """Step events from Flyte's thread -> progress reports on the server loop, in order.
+
+    progress = steps done + half the steps running: it rises by 1/2 when a step starts and by 1/2
+    when it finishes (by 1 for a step skipped without starting), and ends at the step count.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        send, self._receive = anyio.create_memory_object_stream[StepEvent](max_buffer_size=math.inf)
+        self._send: MemoryObjectSendStream[StepEvent] = send
+        self._running: set[int] = set()
+
+    def __call__(self, event: StepEvent) -> None:
+        """Called on Flyte's loop thread."""
+        with suppress(RuntimeError):  # the server loop has closed: nobody is watching any more
+            self._loop.call_soon_threadsafe(self._put, event)
+
+    def _put(self, event: StepEvent) -> None:
+        # Events that arrive after the caller stopped watching are dropped.
+        with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._send.send_nowait(event)
+
+    def close(self) -> None:
+        self._send.close()
+
+    async def forward(self, report: ReportProgress) -> None:
+        deliver = True
+        async with self._receive:
+            async for event in self._receive:
+                if event.status is StepStatus.RUNNING:
+                    self._running.add(event.step_id)
+                else:
+                    self._running.discard(event.step_id)
+                if not deliver:
+                    continue
+                progress = event.done + len(self._running) / 2
+                message = (
+                    f"{event.done} done of {event.total}: step {event.step_id} ({event.agent}) {event.status.value}"
+                )
+                try:
+                    await report(progress, event.total, message)
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    # The client went away; the run goes on (or is cancelled with the call).
+                    deliver = False
