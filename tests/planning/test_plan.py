@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import JsonValue
 
-from planning.plan import Plan, Step, is_whole_reference, plan_json_schema, resolve_references, result_text
+from planning.plan import (
+    Plan,
+    Step,
+    UnresolvedReferenceError,
+    is_whole_reference,
+    plan_json_schema,
+    resolve_references,
+    result_text,
+)
 from tests.planning.conftest import make_plan
 
 
@@ -102,6 +110,35 @@ def test_values_without_references_are_unchanged() -> None:
     args = {"a": 1, "b": 2.0, "c": None, "d": [True], "e": "no refs", "f": "$ alone"}
 
     assert resolve_references(args, {}) == args
+
+
+def test_a_field_reference_picks_a_field_of_an_object_result_keeping_its_type() -> None:
+    results: dict[int, JsonValue] = {1: {"current": {"temp": 21.5, "tags": ["sun"]}, "city": "Paris"}}
+
+    assert resolve_references({"t": "$1.current.temp", "tags": "$1.current.tags"}, results) == {
+        "t": 21.5,
+        "tags": ["sun"],
+    }
+    assert resolve_references("$1.city is at $1.current.temp C.", results) == "Paris is at 21.5 C."
+
+
+def test_a_field_reference_counts_as_a_reference_to_its_step() -> None:
+    assert Step(id=3, agent="math", task="use $2.temp and $1").references() == {1, 2}
+
+
+def test_a_missing_field_names_the_fields_the_result_has() -> None:
+    with pytest.raises(UnresolvedReferenceError) as info:
+        resolve_references("$1.temperature", {1: {"temp": 21.5, "city": "Paris"}})
+    assert str(info.value) == "$1.temperature: step 1's result has no field 'temperature'; its fields are: temp, city"
+
+    with pytest.raises(UnresolvedReferenceError) as info:
+        resolve_references("$1.temp", {1: 21.5})
+    assert str(info.value) == "$1.temp: step 1's result has no field 'temp'; it is not an object"
+
+
+def test_digits_after_a_reference_are_text_not_a_field() -> None:
+    assert resolve_references("$1.50 each", {1: 3}) == "3.50 each"
+    assert resolve_references("Double $1.", {1: 3}) == "Double 3."
 
 
 @pytest.mark.parametrize(

@@ -411,6 +411,16 @@ async def test_a_whole_value_reference_of_the_wrong_type_fails_the_step_with_inv
 
 
 @pytest.mark.anyio
+async def test_a_field_reference_the_result_lacks_fails_the_step_with_invalid_args(catalog: Catalog) -> None:
+    step = Step(id=2, agent="math", tool="add", args={"a": "$1.total", "b": 1})
+
+    assert await StepRunner(catalog)(step, {1: {"sum": 3}}) == failed(
+        "invalid_args", "$1.total: step 1's result has no field 'total'; its fields are: sum"
+    )
+    assert await StepRunner(catalog)(step, {1: {"total": 3}}) == ok(4)
+
+
+@pytest.mark.anyio
 async def test_an_agent_step_without_an_llm_fails_saying_how_to_configure_one(catalog: Catalog) -> None:
     outcome = await StepRunner(catalog)(Step(id=1, agent="math", task="add 1 and 2"), {})
 

@@ -134,12 +134,15 @@ def test_dependency_on_a_missing_id_lists_the_ids(catalog: Catalog) -> None:
 
 
 def test_reference_to_a_missing_step_is_reported_in_args_and_in_tasks(catalog: Catalog) -> None:
-    plan = {"steps": [step(1, tool="add", args={"a": "$9", "b": 1}), step(2, task="use $8")]}
-    fix = "use one of the ids [1, 2], or write $$ for a literal dollar sign"
+    plan = {
+        "steps": [step(1, tool="add", args={"a": "$9", "b": 1}), step(2, task="use $8"), step(3, task="use $7.temp")]
+    }
+    fix = "use one of the ids [1, 2, 3], or write $$ for a literal dollar sign"
 
     assert problems_of(plan, catalog) == [
         Problem(step_id=1, message="$9 refers to step 9, which does not exist", fix=fix),
         Problem(step_id=2, message="$8 refers to step 8, which does not exist", fix=fix),
+        Problem(step_id=3, message="$7 refers to step 7, which does not exist", fix=fix),
     ]
 
 
