@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 from pydantic import BaseModel, JsonValue
 
 from planning import flyte_setup
@@ -278,8 +279,11 @@ class LocalEngine:
             try:
                 await asyncio.shield(pending)
             except asyncio.CancelledError:
+                # Shielded so an anyio cancel scope cannot cut the wait short: the run must be
+                # recorded `cancelled` before the caller hears it ended.
                 self._request_cancel(local)
-                await asyncio.wait_for(asyncio.shield(pending), timeout=30)
+                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                    await pending
                 raise
         finally:
             _LOCAL_RUNS.pop(run_id, None)

@@ -13,7 +13,7 @@ import anyio
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from agents.llm.errors import LLMError, LLMNotConfiguredError, LLMTransientError
-from planning.catalog import AgentSpec, Catalog, format_validation_error
+from planning.catalog import AgentSpec, Catalog, CatalogError, format_validation_error
 from planning.plan import Step, UnresolvedReferenceError, resolve_references
 from planning.records import StepError, StepOutcome, StepStatus, Usage
 from tools.errors import ToolError, TransientToolError
@@ -47,17 +47,22 @@ class StepRunner:
     sleep: Callable[[float], Awaitable[None]] = field(default=anyio.sleep)
 
     async def __call__(self, step: Step, inputs: dict[int, JsonValue]) -> StepOutcome:
-        agent = self.catalog.agent(step.agent)
+        try:
+            agent = self.catalog.agent(step.agent)
+        except CatalogError as exc:  # a stored plan whose agent has since left the catalog
+            return _failed("invalid_args", str(exc), 0)
         timeout = step.timeout_s or agent.timeout_s
         attempt = 0
         while True:
             attempt += 1
             try:
-                with anyio.fail_after(timeout):
+                # Our own deadline, told apart from a TimeoutError a tool might raise itself.
+                outcome: StepOutcome | None = None
+                with anyio.move_on_after(timeout):
                     outcome = await self._attempt(step, agent, inputs)
+                if outcome is None:
+                    return _failed("timeout", f"the step took longer than its limit of {timeout:g} s", attempt)
                 return outcome.model_copy(update={"attempts": attempt})
-            except TimeoutError:
-                return _failed("timeout", f"the step took longer than its limit of {timeout:g} s", attempt)
             except (TransientToolError, LLMTransientError) as exc:
                 if attempt > self.retries:
                     return _failed("transient", f"{exc} (gave up after {attempt} attempts; try again later)", attempt)
