@@ -128,7 +128,11 @@ class RunStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -258,23 +262,34 @@ class RunStore:
             owners.setdefault(row["owner"] or "", []).append(row["id"])
         return owners
 
-    def mark_interrupted(self, run_ids: list[str]) -> None:
-        """Runs whose process died: the run and its in-flight steps become resumable."""
+    def mark_interrupted(self, run_ids: list[str], *, owner: str | None = None) -> list[str]:
+        """Runs whose process died: the run and its in-flight steps become resumable.
+
+        With `owner` (the dead process), only runs it still owns are marked: a live process may have
+        claimed one between the liveness check and this write. Returns the runs that were marked.
+        """
+        marked = []
         with self._transaction() as db:
             for run_id in run_ids:
-                db.execute(
-                    "UPDATE runs SET status = ?, error = ? WHERE id = ? AND status = ?",
+                cursor = db.execute(
+                    "UPDATE runs SET status = ?, error = ? WHERE id = ? AND status = ?"
+                    + (" AND owner IS ?" if owner is not None else ""),
                     (
                         RunStatus.INTERRUPTED,
                         "its process ended before the run finished; resume it",
                         run_id,
                         RunStatus.RUNNING,
+                        *((owner or None,) if owner is not None else ()),
                     ),
                 )
+                if cursor.rowcount == 0:
+                    continue
                 db.execute(
                     "UPDATE steps SET status = ? WHERE run_id = ? AND status = ?",
                     (StepStatus.PENDING, run_id, StepStatus.RUNNING),
                 )
+                marked.append(run_id)
+        return marked
 
     def reset_unfinished_steps(self, run_id: str) -> None:
         """Before a resume: every step that did not succeed runs again."""
