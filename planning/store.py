@@ -269,17 +269,17 @@ class RunStore:
         claimed one between the liveness check and this write. Returns the runs that were marked.
         """
         marked = []
+        condition, params = ("", ()) if owner is None else (" AND owner IS ?", (owner or None,))  # '' lists NULL
         with self._transaction() as db:
             for run_id in run_ids:
                 cursor = db.execute(
-                    "UPDATE runs SET status = ?, error = ? WHERE id = ? AND status = ?"
-                    + (" AND owner IS ?" if owner is not None else ""),
+                    f"UPDATE runs SET status = ?, error = ? WHERE id = ? AND status = ?{condition}",
                     (
                         RunStatus.INTERRUPTED,
                         "its process ended before the run finished; resume it",
                         run_id,
                         RunStatus.RUNNING,
-                        *((owner or None,) if owner is not None else ()),
+                        *params,
                     ),
                 )
                 if cursor.rowcount == 0:

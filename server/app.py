@@ -84,10 +84,12 @@ class App:
 
     def recover(self) -> list[str]:
         """Runs marked running by processes that no longer exist become `interrupted`."""
-        dead = [run for owner, runs in self.store.running_owners().items() if not is_alive(owner) for run in runs]
-        if dead:
-            self.store.mark_interrupted(dead)
-        return dead
+        interrupted = []
+        for owner, runs in self.store.running_owners().items():
+            if not is_alive(owner):
+                # Only while that owner still has them: a live process may claim one meanwhile.
+                interrupted += self.store.mark_interrupted(runs, owner=owner)
+        return interrupted
 
     def parse(self, document: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
         return parse_plan(document, self.catalog, self.settings.plan_limits)
