@@ -35,7 +35,7 @@ from pydantic import Field
 from agents.llm import LLMError
 from agents.llm.errors import HOW_TO_CONFIGURE
 from agents.llm.select import select_llm
-from agents.planner import PlanningError
+from agents.planner import Planner, PlanningError
 from planning.catalog import CatalogError
 from planning.plan import Plan
 from planning.records import RunRecord, RunStatus
@@ -44,6 +44,7 @@ from planning.store import RunNotFoundError, StoreError
 from planning.validate import PlanValidationError
 from server.app import App, RunBusyError
 from server.http_auth import BearerTokenVerifier, HostGuard, HttpConfigError, HttpSecurity, http_security
+from server.sampling import client_sampling
 from server.supervisor import RunAbortedError, RunActiveError, RunSupervisor
 from server.views import AgentsView, PlanView, RunsPage, RunView, agents_view, plan_view, run_view, summary_view
 
@@ -88,7 +89,7 @@ _AGENT_TOOLS: dict[str, tuple[str, bool]] = {
 }
 
 PlanDocument = Annotated[
-    dict[str, Any] | str | None,
+    dict[str, Any] | list[Any] | str | None,
     Field(
         description='The plan to run, as a JSON object (a JSON string is accepted too): {"steps": [{"id": 1, '
         '"agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}}, {"id": 2, "agent": "string", '
@@ -100,7 +101,14 @@ PlanDocument = Annotated[
         "waits for. list_agents gives every agent's tools and their arguments. Omit when giving `request`.",
     ),
 ]
-RunId = Annotated[str, Field(description="The run's id, as returned by execute_plan or list_runs (e.g. 'r0191...').")]
+RunId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="The run's id, as returned by execute_plan or list_runs (e.g. 'r0191...').",
+    ),
+]
 
 
 @dataclass
@@ -192,6 +200,16 @@ def _fixable_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from None
 
 
+async def _plan_request(state: ServerState, ctx: Context[ServerState, Any], request: str) -> Plan:
+    """The server's LLM plans the request; without one, the client's model through MCP sampling if it can."""
+    app = state.app
+    sampling = client_sampling(ctx) if app.llm is None else None
+    if sampling is None:
+        return await app.plan(request)
+    planned = await Planner(sampling, app.catalog, app.settings.plan_limits).plan(request)
+    return planned.plan
+
+
 def _require_llm_for_agent_steps(app: App, plan: Plan) -> None:
     if app.llm is not None:
         return
@@ -262,12 +280,13 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         without running anything.
 
         Returns the plan (pass it to execute_plan as `plan`, edited or not), each step's wave (dependency
-        depth), and a Mermaid flowchart of its DAG. Needs an LLM on the server; without one, write the plan
-        yourself (list_agents gives the agents and their tools' arguments) and call execute_plan.
+        depth), and a Mermaid flowchart of its DAG. Needs an LLM on the server (or a client that lets the
+        server sample its model over MCP); without one, write the plan yourself (list_agents gives the
+        agents and their tools' arguments) and call execute_plan.
         """
         state = _state(ctx)
         with _fixable_errors():
-            planned = await state.app.plan(request)
+            planned = await _plan_request(state, ctx, request)
         return plan_view(planned)
 
     @server.tool(
@@ -284,7 +303,10 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         plan: PlanDocument = None,
         request: Annotated[
             str | None,
-            Field(description="Instead of `plan`: what to do, in natural language; the server's LLM plans it first."),
+            Field(
+                min_length=1,
+                description="Instead of `plan`: what to do, in natural language; the server's LLM plans it first.",
+            ),
         ] = None,
         wait: Annotated[
             bool,
@@ -327,7 +349,7 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
                 f"not {'both' if plan is not None else 'neither'}"
             )
         with _fixable_errors():
-            parsed = state.app.parse(plan) if plan is not None else await state.app.plan(request or "")
+            parsed = state.app.parse(plan) if plan is not None else await _plan_request(state, ctx, request or "")
         _require_llm_for_agent_steps(state.app, parsed)
         return await _submit_and_run(
             state, ctx, parsed, request=request, wait=wait, synthesize=synthesize, idempotency_key=idempotency_key
@@ -370,11 +392,18 @@ def _agent_tool(agent: str) -> Callable[..., Any]:
         ctx: Context[ServerState, Any],
         task: Annotated[
             str | None,
-            Field(description="What to do, in natural language; the agent's LLM picks the tools. Omit with `tool`."),
+            Field(
+                min_length=1,
+                description="What to do, in natural language; the agent's LLM picks the tools. Omit with `tool`.",
+            ),
         ] = None,
         tool: Annotated[
             str | None,
-            Field(description="The name of one of the agent's tools, to call it directly. Omit with `task`."),
+            Field(
+                min_length=1,
+                max_length=100,
+                description="The name of one of the agent's tools, to call it directly. Omit with `task`.",
+            ),
         ] = None,
         args: Annotated[
             dict[str, Any] | None,
@@ -571,10 +600,16 @@ def serve(
         return App.open(settings, llm=llm)
 
     server = build_server(settings, app_factory=factory, http=security)
-    if security is None:
-        anyio.run(server.run_stdio_async)
-        return
+    try:
+        if security is None:
+            anyio.run(server.run_stdio_async)
+        else:
+            _serve_http(server, security, host, port)
+    except KeyboardInterrupt:
+        logger.info("stopped")
 
+
+def _serve_http(server: MCPServer[ServerState], security: HttpSecurity, host: str, port: int) -> None:
     import uvicorn
 
     app = server.streamable_http_app(transport_security=security.transport_security(), host=host)
@@ -584,5 +619,8 @@ def serve(
         port,
         "bearer token required" if security.token else "no token: loopback clients only",
     )
-    config = uvicorn.Config(HostGuard(app, security.allowed_hosts), host=host, port=port, log_level="warning")
+    # log_config=None: uvicorn logs through our stderr logging (its default config sends access logs to stdout).
+    config = uvicorn.Config(
+        HostGuard(app, security.allowed_hosts), host=host, port=port, log_config=None, access_log=False
+    )
     anyio.run(uvicorn.Server(config).serve)
