@@ -83,6 +83,8 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    # Logs go to stderr only, in HTTP mode too.
+    assert (home / "stdout.log").read_bytes() == b""
 
 
 @pytest.mark.parametrize(

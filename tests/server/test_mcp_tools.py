@@ -10,9 +10,17 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.client.session import ClientRequestContext, SamplingFnT
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent, TextResourceContents
+from mcp.types import (
+    CallToolResult,
+    CreateMessageRequestParams,
+    CreateMessageResult,
+    ErrorData,
+    TextContent,
+    TextResourceContents,
+)
 
 from agents.llm import ScriptedLLM
 from agents.llm.errors import HOW_TO_CONFIGURE
@@ -161,6 +169,55 @@ async def test_a_plan_that_is_not_json_says_so(make_server: MakeServer, mode: st
         text = error_text(await client.call_tool("execute_plan", {"plan": "{steps: oops"}))
 
     assert "the plan is not valid JSON" in text
+
+
+async def test_a_plan_in_the_seed_tutorials_shape_is_converted_and_runs(make_server: MakeServer, mode: str) -> None:
+    seed_shape = [
+        {"agent": "math", "tool": "power", "args": {"base": 2, "exponent": 10}, "dependencies": []},
+        {"agent": "math", "tool": "sqrt", "args": {"x": "$1"}, "dependencies": [0]},
+    ]
+    async with Client(make_server(), mode=mode) as client:
+        run = await call(client, "execute_plan", plan=seed_shape)
+
+    assert step_results(run) == {1: ("succeeded", 1024), 2: ("succeeded", 32)}
+    assert run["steps"][1]["depends_on"] == [1]
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected"),
+    [
+        ({"steps": []}, "plan: the plan has no steps. Fix: add at least one step"),
+        ({"steps": "all of them"}, "steps: Input should be a valid list"),
+        ({"stepz": []}, "stepz: Extra inputs are not permitted"),
+        ("[", "the plan is not valid JSON"),
+        (
+            {"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}, "depends_on": [1]}]},
+            "step 1: the step depends on itself",
+        ),
+        (
+            {"steps": [{"id": 1, "agent": "math", "task": "x", "tool": "add", "args": {"a": 1, "b": 2}}]},
+            "a step needs exactly one of `task` (agent step) or `tool` + `args` (tool step)",
+        ),
+        (
+            {"steps": [{"id": 1, "agent": "string", "tool": "upper", "args": {"text": "x" * 100_001}}]},
+            "exceeds the limit",
+        ),
+        (
+            {"steps": [{"id": n, "agent": "math", "tool": "add", "args": {"a": 1, "b": 1}} for n in range(1, 102)]},
+            "the plan has 101 steps, more than the limit of 100",
+        ),
+    ],
+)
+async def test_held_out_bad_plans_get_readable_errors_and_the_server_keeps_serving(
+    make_server: MakeServer, mode: str, plan: Any, expected: str
+) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        text = error_text(await client.call_tool("execute_plan", {"plan": plan}))
+        agents = await call(client, "list_agents")
+
+    assert text.startswith("Error executing tool execute_plan: the plan is invalid")
+    assert expected in text
+    assert agents["agents"]
 
 
 @pytest.mark.parametrize(
@@ -315,6 +372,55 @@ async def test_plan_reports_a_planner_that_cannot_make_a_valid_plan(make_server:
 
     assert "the planner could not make a valid plan" in text
     assert "write the plan yourself" in text
+
+
+def sampling_client(replies: list[str | ErrorData], asked: list[CreateMessageRequestParams]) -> SamplingFnT:
+    """A client model for MCP sampling that answers with `replies` in order."""
+
+    async def sample(
+        context: ClientRequestContext, params: CreateMessageRequestParams
+    ) -> CreateMessageResult | ErrorData:
+        asked.append(params)
+        reply = replies.pop(0)
+        if isinstance(reply, ErrorData):
+            return reply
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text=reply), model="client-model")
+
+    return sample
+
+
+async def test_plan_without_a_server_llm_asks_the_clients_model_through_sampling(
+    make_server: MakeServer, catalog: Catalog, settings: Settings
+) -> None:
+    asked: list[CreateMessageRequestParams] = []
+    sample = sampling_client(["Here is the plan!", json.dumps(SEED_PLAN)], asked)
+    async with Client(make_server(), mode="legacy", sampling_callback=sample) as client:
+        planned = await call(client, "plan", request="Multiply 10 by 5 and by the words in 'Hello World'")
+
+    assert planned == plan_view(parse_plan(SEED_PLAN, catalog, settings.plan_limits)).model_dump(mode="json")
+    first, repair = asked  # the prose reply was sent back once with what was wrong with it
+    assert first.system_prompt is not None and "JSON Schema" in first.system_prompt
+    assert [m.role for m in repair.messages] == ["user", "assistant", "user"]
+
+
+async def test_a_client_that_declines_sampling_gets_a_readable_error(make_server: MakeServer) -> None:
+    declined = ErrorData(code=-1, message="User rejected sampling request")
+    sample = sampling_client([declined], [])
+    async with Client(make_server(), mode="legacy", sampling_callback=sample) as client:
+        text = error_text(await client.call_tool("plan", {"request": "ten times five"}))
+
+    assert text == (
+        "Error executing tool plan: the client's model did not answer the sampling request (User rejected "
+        "sampling request); allow sampling for this server in the client, or configure an LLM for the server"
+    )
+
+
+async def test_sampling_is_not_asked_for_in_the_current_protocol_era(make_server: MakeServer) -> None:
+    asked: list[CreateMessageRequestParams] = []
+    async with Client(make_server(), mode="auto", sampling_callback=sampling_client([], asked)) as client:
+        text = error_text(await client.call_tool("plan", {"request": "ten times five"}))
+
+    assert HOW_TO_CONFIGURE in text and asked == []
 
 
 async def test_list_agents_gives_every_agent_and_its_tools_schemas(
