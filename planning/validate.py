@@ -7,7 +7,7 @@ person) can repair the whole plan in one round.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue, ValidationError
@@ -116,6 +116,11 @@ def _step_problems(step: Step, ids: set[int], catalog: Catalog, limits: PlanLimi
         yield problem(
             f"a text of {len(text)} characters exceeds the limit of {limits.max_string_chars}",
             "shorten it, or pass a large input through a previous step's result ($N)",
+        )
+    for text in _not_unicode([step.agent, step.tool, step.task, step.args]):
+        yield problem(
+            f"the text {text!r:.80} holds a lone surrogate, which is not valid Unicode",
+            "send valid UTF-8 text (a \\uD800-\\uDFFF escape in JSON must be one half of a pair)",
         )
     if _depth(step.args) > limits.max_nesting:
         yield problem(f"args are nested deeper than {limits.max_nesting} levels", "flatten the arguments")
@@ -245,6 +250,24 @@ def _long_strings(value: object, limit: int) -> Iterable[str]:
     elif isinstance(value, dict):
         for v in value.values():
             yield from _long_strings(v, limit)
+
+
+def _not_unicode(value: object) -> Iterator[str]:
+    """Strings, dict keys included, that UTF-8 cannot encode (lone surrogates, as JSON's "\\ud800"
+    decodes to): the run store could not record them. Iterative: hostile input can be deep."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def _depth(value: JsonValue, stop: int = 64) -> int:
