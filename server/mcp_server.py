@@ -30,7 +30,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field
 
 from agents.llm import LLMError
 from agents.llm.errors import HOW_TO_CONFIGURE
@@ -61,7 +61,7 @@ INSTRUCTIONS = (
     "list_runs, get_run, resume_run, cancel_run."
 )
 
-# Runs this long or longer are better started with wait=false.
+# What a model should do while a run executes in the server.
 _POLL_HINT = (
     "The run continues in the server: call get_run(run_id={run_id!r}) every few seconds until `finished` is true."
 )
@@ -171,7 +171,7 @@ def build_server(
         auth = {
             "token_verifier": BearerTokenVerifier(http.token),
             # No OAuth server: the issuer is nominal; only the static bearer token is accepted.
-            "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None),  # type: ignore[arg-type]
+            "auth": AuthSettings(issuer_url=AnyHttpUrl("http://127.0.0.1"), resource_server_url=None),
         }
     server: MCPServer[ServerState] = MCPServer(
         SERVER_NAME, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING", **auth
