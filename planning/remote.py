@@ -169,7 +169,7 @@ class FlyteTarget:
     org: str | None = None
     insecure: bool = False
     api_key: str | None = field(default=None, repr=False)
-    platform: PlatformConfig = field(default_factory=PlatformConfig)
+    platform: PlatformConfig = field(default_factory=PlatformConfig, repr=False)  # may hold a client secret
     image: ImageConfig = field(default_factory=ImageConfig)
     source: Path | None = None  # the config file read, if any
 
@@ -317,6 +317,8 @@ class RemoteEngine:
     name = "remote"
 
     def __init__(self, store: RunStore, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
+        """`environ` (default: this process's) is where FLYTE_API_KEY and the settings forwarded to
+        the cluster are read; Flyte reads its own FLYTE_* variables from the process environment."""
         self.store = store
         self.settings = settings
         self.environ = os.environ if environ is None else environ
@@ -524,38 +526,22 @@ class RemoteEngine:
     # -- mapping ----------------------------------------------------------------------------------
 
     def _apply(self, run_id: str, ref: FlyteRunRef, snapshot: _Snapshot) -> None:
-        record = self.store.get_run(run_id)
-        status = {s.id: s.status for s in record.steps}
-        agents = {s.id: s.agent for s in record.steps}
-        for step_id, view in sorted(snapshot.steps.items()):
-            if step_id not in status or _done(status[step_id]):
-                continue
-            if view.outcome is not None:
-                self.store.step_finished(run_id, step_id, view.outcome)
-            elif view.phase in _ACTIVE:
-                if status[step_id] is StepStatus.PENDING:
-                    self.store.step_started(run_id, step_id)
-            elif view.phase in _FAILED:
-                timed_out = view.phase == phase_pb2.ACTION_PHASE_TIMED_OUT
-                what = "ran past its Flyte timeout" if timed_out else "failed on Flyte"
-                detail = f": {view.error}" if view.error else ""
-                error = StepError(
-                    kind="timeout" if timed_out else "internal",
-                    message=f"step {step_id} ({agents[step_id]}) {what}{detail}; see {ref.url}",
-                )
-                outcome = StepOutcome(status=StepStatus.FAILED, error=error, attempts=max(view.attempts, 1))
-                self.store.step_finished(run_id, step_id, outcome)
-            elif view.phase == phase_pb2.ACTION_PHASE_ABORTED:
-                self.store.step_finished(run_id, step_id, _cancelled("the Flyte action was aborted", view.attempts))
+        """Write what Flyte reported: the steps' phases first, then how the run ended (if it did)."""
+        self._apply_steps(run_id, ref, snapshot.steps)
         result = snapshot.result
         if result is not None:
+            unfinished = {s.id for s in self.store.get_run(run_id).steps if not _done(s.status)}
             for step_id, outcome in sorted(result.outcomes.items()):
-                if step_id in status and not _done(self._step_status(run_id, step_id)):
+                if step_id in unfinished:
                     self.store.step_finished(run_id, step_id, outcome)
-            stored = self.store.get_run(run_id).steps
-            failures = [f"step {s.id}: {s.error.message}" for s in stored if s.error]
+            # A cancelled orchestrator returns no outcomes for the steps it never finished.
+            self._cancel_unfinished(run_id, f"the run ended {result.status.value} before this step finished")
+            steps = self.store.get_run(run_id).steps
+            problems = [f"step {s.id}: {s.error.message}" for s in steps if s.error and s.error.kind != "cancelled"]
+            if result.status is RunStatus.CANCELLED:
+                problems.append(f"the Flyte run {ref.name} was cancelled; resume the run to finish it")
             self.store.add_run_usage(run_id, result.usage)
-            self.store.finish_run(run_id, result.status, answer=result.answer, error="; ".join(failures) or None)
+            self.store.finish_run(run_id, result.status, answer=result.answer, error="; ".join(problems) or None)
         elif snapshot.phase in _FAILED:
             how = "ran past its Flyte timeout" if snapshot.phase == phase_pb2.ACTION_PHASE_TIMED_OUT else "failed"
             detail = f": {snapshot.error}" if snapshot.error else ""
@@ -566,9 +552,31 @@ class RemoteEngine:
             reason = f"the Flyte run {ref.name} was aborted; resume the run to finish it"
             self._cancel_unfinished(run_id, reason)
             self.store.finish_run(run_id, RunStatus.CANCELLED, error=reason)
+        # Still queued or running: the run stays `running` in the store.
 
-    def _step_status(self, run_id: str, step_id: int) -> StepStatus:
-        return next(s.status for s in self.store.get_run(run_id).steps if s.id == step_id)
+    def _apply_steps(self, run_id: str, ref: FlyteRunRef, views: dict[int, _StepView]) -> None:
+        steps = {s.id: s for s in self.store.get_run(run_id).steps}
+        for step_id, view in sorted(views.items()):
+            step = steps.get(step_id)
+            if step is None or _done(step.status):
+                continue
+            if view.outcome is not None:
+                self.store.step_finished(run_id, step_id, view.outcome)
+            elif view.phase in _ACTIVE:
+                if step.status is StepStatus.PENDING:
+                    self.store.step_started(run_id, step_id)
+            elif view.phase in _FAILED:
+                timed_out = view.phase == phase_pb2.ACTION_PHASE_TIMED_OUT
+                what = "ran past its Flyte timeout" if timed_out else "failed on Flyte"
+                detail = f": {view.error}" if view.error else ""
+                error = StepError(
+                    kind="timeout" if timed_out else "internal",
+                    message=f"step {step_id} ({step.agent}) {what}{detail}; see {ref.url}",
+                )
+                outcome = StepOutcome(status=StepStatus.FAILED, error=error, attempts=max(view.attempts, 1))
+                self.store.step_finished(run_id, step_id, outcome)
+            elif view.phase == phase_pb2.ACTION_PHASE_ABORTED:
+                self.store.step_finished(run_id, step_id, _cancelled("the Flyte action was aborted", view.attempts))
 
     def _cancel_unfinished(self, run_id: str, reason: str) -> None:
         for step in self.store.get_run(run_id).steps:

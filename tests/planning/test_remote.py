@@ -166,7 +166,7 @@ def without_times(record: RunRecord) -> RunRecord:
 
 @pytest.mark.anyio
 async def test_a_submitted_plan_becomes_one_create_run_of_the_orchestrator_with_the_plan_as_input(
-    remote_engine: RemoteEngine, store: RunStore, plane: FakeControlPlane
+    remote_engine: RemoteEngine, store: RunStore, plane: FakeControlPlane, capfd: pytest.CaptureFixture[str]
 ) -> None:
     run = store.create_run(PLAN, request="add, join, double", engine="remote")
 
@@ -211,6 +211,7 @@ async def test_a_submitted_plan_becomes_one_create_run_of_the_orchestrator_with_
     assert record == store.get_run(run.id)
     assert record.status is RunStatus.RUNNING
     assert store.running_owners() == {}  # Flyte owns it: a restart here must not mark it interrupted
+    assert capfd.readouterr().out == ""  # stdout is the MCP wire in stdio mode: Flyte's chatter goes to stderr
 
 
 @pytest.mark.anyio
@@ -459,6 +460,30 @@ async def test_a_flyte_run_that_ends_without_a_result_ends_the_stored_run_and_it
     assert [(s.status, s.attempts, s.error) for s in record.steps] == [
         (StepStatus.CANCELLED, 1, StepError(kind="cancelled", message=message)),
         *[(StepStatus.CANCELLED, 0, StepError(kind="cancelled", message=message))] * 3,
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_orchestrator_cancels_the_steps_it_never_finished(
+    remote_engine: RemoteEngine, store: RunStore, plane: FakeControlPlane
+) -> None:
+    run = store.create_run(PLAN, engine="remote")
+    await remote_engine.submit(run.id)
+    set_run_phase(plane, phase_pb2.ACTION_PHASE_SUCCEEDED)
+    step1 = StepOutcome(status=StepStatus.SUCCEEDED, result=5, attempts=1)
+    result = RunResult(status=RunStatus.CANCELLED, outcomes={1: step1})
+    plane.outputs[("rfake0001", "a0")] = await outputs_pb(result, RunResult)
+
+    record = await remote_engine.refresh(run.id)
+
+    left = StepError(kind="cancelled", message="the run ended cancelled before this step finished")
+    assert (record.status, record.error) == (
+        RunStatus.CANCELLED,
+        "the Flyte run rfake0001 was cancelled; resume the run to finish it",
+    )
+    assert [(s.status, s.result, s.error) for s in record.steps] == [
+        (StepStatus.SUCCEEDED, 5, None),
+        *[(StepStatus.CANCELLED, None, left)] * 3,
     ]
 
 
