@@ -48,7 +48,7 @@ class FlyteRunRef(BaseModel):
 
 class RunNotFoundError(StoreError, LookupError):
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r}; call list_runs (or `planner-mcp runs`) for the ids")
+        super().__init__(f"no run with id {run_id!r:.80}; call list_runs (or `planner-mcp runs`) for the ids")
 
 
 class BadCursorError(StoreError, ValueError):
@@ -239,7 +239,7 @@ class RunStore:
         """Mark a run running under `owner` unless a live process already runs it (atomic across
         processes: the check and the write are one IMMEDIATE transaction)."""
         with self._transaction() as db:
-            row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (_text(run_id),)).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
             if row["status"] == RunStatus.RUNNING and row["owner"] and is_alive(row["owner"]):
@@ -355,7 +355,7 @@ class RunStore:
 
     @staticmethod
     def _read_run(db: sqlite3.Connection, run_id: str) -> RunRecord:
-        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (_text(run_id),)).fetchone()
         if row is None:
             raise RunNotFoundError(run_id)
         steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step_id", (run_id,)).fetchall()
@@ -441,9 +441,15 @@ def _encode_cursor(row: sqlite3.Row) -> str:
     return base64.urlsafe_b64encode(json.dumps([row["created_at"], row["id"]]).encode()).decode()
 
 
+def _text(key: str) -> str:
+    """A key as SQLite can bind it: a lone surrogate (from JSON's "\\ud800" or an undecodable argv
+    byte) cannot be encoded; it becomes '?', which no run id holds."""
+    return key.encode("utf-8", "replace").decode("utf-8")
+
+
 def _decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created_at), str(run_id)
-    except (ValueError, TypeError) as exc:
+        return float(created_at), _text(str(run_id))
+    except (ValueError, TypeError, RecursionError) as exc:
         raise BadCursorError(cursor) from exc
