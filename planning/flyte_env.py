@@ -41,7 +41,7 @@ BRAVE_SECRET = flyte.Secret(key="brave_api_key", as_env_var="BRAVE_API_KEY")
 # max_runtime; queueing allows for cold nodes and image pulls.
 STEP_RETRIES = 2  # pod-level failures (eviction, OOM); tool failures come back as outcomes
 STEP_TIMEOUT = flyte.Timeout(max_runtime=timedelta(minutes=15), max_queued_time=timedelta(minutes=30))
-PLAN_RETRIES = 1  # a retried orchestrator re-attaches to the steps that already ran
+PLAN_RETRIES = 1  # one more attempt when the orchestrator's pod is lost (eviction, node failure)
 PLAN_TIMEOUT = flyte.Timeout(max_runtime=timedelta(hours=4), max_queued_time=timedelta(minutes=30))
 
 # The locked dependencies, without the project itself (its code comes in the code bundle).
