@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from planning import flyte_setup
 
@@ -35,8 +36,10 @@ from planning.store import StoreError  # noqa: E402
 from planning.validate import PlanValidationError  # noqa: E402
 from server.app import App, ConfigError, RunBusyError  # noqa: E402
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Markup is only ever in our own literals; text from plans, results and errors is printed plain
+# (`_plain`), so "[/]" or ":smile:" in it is shown as written, never parsed.
+err = Console(stderr=True, soft_wrap=True, emoji=False)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 _EXIT_FAILED = 1
 _EXIT_USAGE = 2
@@ -56,16 +59,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if args.command == "run" and args.plan is not None:
-            args.plan = sys.stdin.read() if args.plan == "-" else Path(args.plan).read_text(encoding="utf-8")
+            # Bytes: the plan parser reports text that is not UTF-8 like any other invalid JSON.
+            args.plan = sys.stdin.buffer.read() if args.plan == "-" else Path(args.plan).read_bytes()
         return asyncio.run(_dispatch(args))
     except PlanValidationError as exc:
-        err.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+        _plain(err, str(exc), style="red")
         return _EXIT_USAGE
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] invalid PLANNER_MCP_* setting: {exc}", highlight=False)
+        _plain(err, f"error: invalid PLANNER_MCP_* setting: {exc}", style="red")
         return _EXIT_USAGE
     except (LLMError, PlanningError, StoreError, RunBusyError, ConfigError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _plain(err, f"error: {exc}", style="red")
         return _EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -79,15 +83,15 @@ async def _dispatch(args: argparse.Namespace) -> int:
             return await _run(app, args)
         if args.command == "plan":
             plan = await app.plan(args.request)
-            out.print(plan.model_dump_json(indent=2, exclude_defaults=True))
-            out.print("\n```mermaid\n" + flowchart(plan) + "\n```")
+            _plain(out, plan.model_dump_json(indent=2, exclude_defaults=True))
+            _plain(out, "\n```mermaid\n" + flowchart(plan) + "\n```")
             return 0
         if args.command == "runs":
             return _runs(app, args)
         if args.command == "show":
             record = app.store.get_run(args.run_id)
             if args.json:
-                out.print(record.model_dump_json(indent=2))
+                _plain(out, record.model_dump_json(indent=2))
             else:
                 _show(record, mermaid=args.mermaid)
             return 0
@@ -99,7 +103,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             out.print(f"{record.id}: {record.status.value}")
             return 0
         if args.command == "schema":
-            out.print(json.dumps(app.catalog.describe() if args.agents else _plan_schema(), indent=2))
+            _plain(out, json.dumps(app.catalog.describe() if args.agents else _plan_schema(), indent=2))
             return 0
         raise AssertionError(args.command)
     finally:
@@ -144,12 +148,12 @@ async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunReco
 
 def _finish(record: RunRecord, as_json: bool) -> int:
     if as_json:
-        out.print(record.model_dump_json(indent=2))
+        _plain(out, record.model_dump_json(indent=2))
     else:
         err.print(f"run {record.id}: {record.status.value}", style="dim")
         if record.error and record.status is not RunStatus.SUCCEEDED:
-            err.print(record.error, style="red", highlight=False)
-        out.print(record.answer or "")
+            _plain(err, record.error, style="red")
+        _plain(out, record.answer or "")
     return 0 if record.status is RunStatus.SUCCEEDED else _EXIT_FAILED
 
 
@@ -164,7 +168,7 @@ def _runs(app: App, args: argparse.Namespace) -> int:
             run.status.value,
             str(run.step_count),
             run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            (run.request or "(plan)")[:60],
+            Text((run.request or "(plan)")[:60]),
         )
     out.print(table)
     if cursor:
@@ -177,7 +181,7 @@ def _show(record: RunRecord, *, mermaid: bool) -> None:
         f"run {record.id}  {record.status.value}  engine={record.engine}  created {record.created_at:%Y-%m-%d %H:%M:%S}"
     )
     if record.request:
-        out.print(f"request: {record.request}")
+        _plain(out, f"request: {record.request}")
     table = Table("step", "agent", "status", "attempts", "started", "duration", "LLM calls/tokens", "result / error")
     origin = min((s.started_at for s in record.steps if s.started_at), default=None)
     for step in record.steps:
@@ -190,19 +194,34 @@ def _show(record: RunRecord, *, mermaid: bool) -> None:
             else (step.error.message if step.error else "")
         )
         table.add_row(
-            str(step.id), step.agent, step.status.value, str(step.attempts), started, duration, usage, shown[:80]
+            str(step.id), step.agent, step.status.value, str(step.attempts), started, duration, usage, Text(shown[:80])
         )
     out.print(table)
     total = record.total_usage()
     out.print(f"LLM: {total.calls} calls, {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens")
     if record.answer:
-        out.print(f"answer: {record.answer}")
+        _plain(out, f"answer: {record.answer}")
     if record.error:
-        out.print(f"error: {record.error}")
+        _plain(out, f"error: {record.error}")
     if mermaid:
         statuses = {s.id: s.status for s in record.steps}
-        out.print("\n```mermaid\n" + flowchart(record.plan, statuses) + "\n```")
-        out.print("\n```mermaid\n" + gantt(record) + "\n```")
+        _plain(out, "\n```mermaid\n" + flowchart(record.plan, statuses) + "\n```")
+        _plain(out, "\n```mermaid\n" + gantt(record) + "\n```")
+
+
+def _plain(console: Console, text: str, style: str | None = None) -> None:
+    """Print text exactly as it is: no markup, no highlighting (it may come from a plan or the web)."""
+    console.print(text, style=style, markup=False, highlight=False)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number of 1 or more")
+    return value
 
 
 def _plan_schema() -> dict[str, object]:
@@ -228,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--status", choices=[s.value for s in RunStatus])
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_positive, default=20, help="runs per page (1 or more)")
     runs.add_argument("--cursor", help="next page, from the previous listing")
 
     show = sub.add_parser("show", help="a run's steps, timings, results and usage")
