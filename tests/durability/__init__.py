@@ -1,0 +1,1 @@
+"""Durability and reliability: kills and resumes, load, retries, timeouts, hostile input, fuzzing."""
