@@ -1,11 +1,11 @@
 """Runs one untrusted program; executed by the sandboxed interpreter (`python -I -S`), never imported.
 
-Usage: python -I -S -u _runner.py PROGRAM META_FD LIMITS_JSON
+Usage: python -I -S -u _runner.py PROGRAM REPORT_FD LIMITS_JSON
 
 The runner applies the resource limits to itself (they are inherited by everything the program
 starts and cannot be raised again without privileges), runs PROGRAM as `__main__` with runpy, and
-reports to the host on META_FD, a pipe that is not stdout, so nothing the program prints can be
-taken for the runner's report. META_FD carries JSON lines:
+reports to the host on REPORT_FD, a pipe that is not stdout, so nothing the program prints can be
+taken for the runner's report. REPORT_FD carries JSON lines:
 
     {"event": "started", "unapplied_limits": [...]}           before the program runs
     {"event": "finished", "exit_code": 0, "result_json": ..., "result_error": ..., "limit_hit": ...}
@@ -14,6 +14,7 @@ No "started" line means the sandbox itself failed to start; no "finished" line m
 was killed (by a limit, the host, or itself with os._exit).
 """
 
+import contextlib
 import errno
 import json
 import os
@@ -26,10 +27,10 @@ import traceback
 _started_pid = os.getpid()
 
 
-def _send(meta_fd: int, message: dict) -> None:
+def _send(report_fd: int, message: dict) -> None:
     data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
     while data:
-        data = data[os.write(meta_fd, data) :]
+        data = data[os.write(report_fd, data) :]
 
 
 def _apply_limits(limits: dict) -> list:
@@ -55,6 +56,8 @@ def _limit_hit(exc: BaseException):
     """Name the limit an uncaught exception comes from, when it clearly comes from one."""
     if isinstance(exc, MemoryError):
         return "memory"
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return "processes"  # RLIMIT_NPROC counts threads too
     if isinstance(exc, OSError) and exc.errno is not None:
         return {errno.EAGAIN: "processes", errno.EFBIG: "file_size", errno.ENOSPC: "disk"}.get(exc.errno)
     return None
@@ -99,8 +102,8 @@ def _result(namespace: dict, max_bytes: int):
 
 
 def main() -> None:
-    program, meta_fd, limits = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-    os.set_inheritable(meta_fd, False)  # programs the code starts get no report channel
+    program, report_fd, limits = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+    os.set_inheritable(report_fd, False)  # programs the code starts get no report channel
     # Past RLIMIT_FSIZE a write fails with EFBIG instead of killing the process without a word.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     # Past RLIMIT_CPU, SIGXCPU ends the process even inside a long C call (a Python handler would
@@ -109,11 +112,11 @@ def main() -> None:
     unapplied = _apply_limits(limits)
     if unapplied and sys.platform.startswith("linux"):
         # Fail closed: on Linux every limit must hold before untrusted code runs.
-        _send(meta_fd, {"event": "refused", "unapplied_limits": unapplied})
+        _send(report_fd, {"event": "refused", "unapplied_limits": unapplied})
         os._exit(125)
     if os.name == "posix":
         os.umask(0o077)
-    _send(meta_fd, {"event": "started", "unapplied_limits": unapplied})
+    _send(report_fd, {"event": "started", "unapplied_limits": unapplied})
 
     sys.argv = [program]
     namespace = None
@@ -125,24 +128,25 @@ def main() -> None:
         exit_code = _exit_code(exc.code)
     except BaseException as exc:  # noqa: BLE001 - the program's own failure, reported like python does
         exit_code, limit_hit = 1, _limit_hit(exc)
-        _print_traceback(exc, program)
-    sys.stdout.flush()
-    sys.stderr.flush()
+        with contextlib.suppress(OSError, ValueError):  # stderr closed: the exit code still tells
+            _print_traceback(exc, program)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # the program closed its own output
+            stream.flush()
     if os.getpid() != _started_pid:
         # A process the program forked got here: it ends like the program would, without reporting.
         os._exit(exit_code)
 
     result_json, result_error = (None, None) if namespace is None else _result(namespace, limits["result_bytes"])
-    _send(
-        meta_fd,
-        {
-            "event": "finished",
-            "exit_code": exit_code,
-            "result_json": result_json,
-            "result_error": result_error,
-            "limit_hit": limit_hit,
-        },
-    )
+    report = {
+        "event": "finished",
+        "exit_code": exit_code,
+        "result_json": result_json,
+        "result_error": result_error,
+        "limit_hit": limit_hit,
+    }
+    with contextlib.suppress(OSError):  # the program closed the pipe: the exit status still tells
+        _send(report_fd, report)
     # Leave at once: the report is sent, and atexit hooks or lingering threads of the program must
     # not run on after it.
     os._exit(exit_code)

@@ -105,9 +105,11 @@ class Sandbox:
 
     def _check(self, code: object, timeout_s: object) -> float:
         """The wall-clock limit for this run; ToolError naming the fix for bad input."""
-        if not isinstance(code, str) or not code.strip():
+        if not isinstance(code, str):
+            raise ToolError(f"code must be the program's text, not a {type(code).__name__}; pass a string")
+        if not code.strip():
             raise ToolError(
-                f"code={code!r} is empty: pass the Python program to run, for example "
+                f"code={code[:20]!r} is empty: pass the Python program to run, for example "
                 "'print(2 + 2)' or 'result = sum(range(10))'"
             )
         try:

@@ -12,7 +12,6 @@ rlimits     a plain subprocess with resource limits: last resort, with a loud wa
 Every tier runs `python -I -S` with an empty environment, and the runner sets the rlimits.
 """
 
-import functools
 import logging
 import os
 import shutil
@@ -240,18 +239,24 @@ def _works(setup: TierSetup) -> bool:
 
 
 _probe_lock = threading.Lock()
+_probed: dict[Tier, TierSetup | None] = {}  # filled on first use, never at import
 
 
-@functools.cache
 def probe(tier: Tier) -> TierSetup | None:
     """The working setup of `tier` on this machine, or None; probed once per process."""
+    with _probe_lock:  # concurrent first runs wait for one probe instead of starting their own
+        if tier not in _probed:
+            _probed[tier] = _probe(tier)
+        return _probed[tier]
+
+
+def _probe(tier: Tier) -> TierSetup | None:
     if tier != "rlimits" and not sys.platform.startswith("linux"):
         return None
-    with _probe_lock:
-        for setup in _candidate_setups(tier):
-            if _works(setup):
-                logger.info("sandbox tier %s works with %s", tier, setup.python)
-                return setup
+    for setup in _candidate_setups(tier):
+        if _works(setup):
+            logger.info("sandbox tier %s works with %s", tier, setup.python)
+            return setup
     if tier == "rlimits":
         # Nothing weaker exists: keep the setup, and let a run that cannot start say so.
         return _candidate_setups("rlimits")[0]
