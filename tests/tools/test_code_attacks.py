@@ -86,6 +86,24 @@ async def test_three_gib_allocation_fails_with_memory_error(box: Sandbox) -> Non
     await assert_server_healthy(box, run)
 
 
+async def test_file_over_the_size_limit_cannot_be_written(box: Sandbox) -> None:
+    run = await box.run_python(f"with open('big', 'wb') as f:\n    f.write(b'x' * {2 * LIMITS.max_file_bytes})")
+
+    assert (run.exit_code, run.limit_hit) == (1, "file_size")
+    assert run.stderr.endswith("OSError: [Errno 27] File too large\n")
+    await assert_server_healthy(box, run)
+
+
+async def test_work_dir_cannot_grow_past_its_size(box: Sandbox) -> None:
+    files = LIMITS.work_dir_bytes // LIMITS.max_file_bytes + 1
+    code = f"for i in range({files}):\n    open(f'part{{i}}', 'wb').write(b'x' * {LIMITS.max_file_bytes})"
+    run = await box.run_python(code)
+
+    assert (run.exit_code, run.limit_hit) == (1, "disk")
+    assert run.stderr.endswith("OSError: [Errno 28] No space left on device\n")
+    await assert_server_healthy(box, run)
+
+
 async def test_fork_bomb_is_capped_by_the_process_limit_and_leaves_nothing(box: Sandbox) -> None:
     run = await box.run_python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
 
