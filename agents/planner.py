@@ -8,12 +8,12 @@ every problem goes back to the model for a bounded number of repair rounds.
 from __future__ import annotations
 
 import json
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
+from pydantic import BaseModel
 
-from agents.llm import LLM, Message, Usage
+from agents.llm import LLM, LLMOutputError, Message, Usage
 from agents.prompts import describe_tools
+from agents.schemas import plan_draft_model
 from planning.catalog import Catalog
 from planning.plan import Plan
 from planning.validate import PlanLimits, PlanValidationError, Problem, parse_plan
@@ -50,23 +50,6 @@ class PlanResult(BaseModel):
     rounds: int
 
 
-def draft_model(catalog: Catalog) -> type[BaseModel]:
-    """The reply schema: a plan whose agent and tool names are the catalog's."""
-    agents = tuple(catalog.agents)
-    tools = tuple(sorted({t.name for a in catalog.agents.values() for t in a.tools}))
-    step = create_model(
-        "DraftStep",
-        __config__=ConfigDict(extra="forbid"),
-        id=(int, Field(ge=1)),
-        agent=(Literal[agents], ...),  # type: ignore[valid-type]
-        task=(str | None, None),
-        tool=(Literal[tools] | None, None),  # type: ignore[valid-type]
-        args=(dict[str, JsonValue] | None, None),
-        depends_on=(list[int], Field(default_factory=list)),
-    )
-    return create_model("DraftPlan", __config__=ConfigDict(extra="forbid"), steps=(list[step], ...))  # type: ignore[valid-type]
-
-
 def system_prompt(catalog: Catalog) -> str:
     agents = "\n".join(f"- {a.name}: {a.description}\n{describe_tools(a)}" for a in catalog.agents.values())
     return f"""You are a planner. Break the user's request into steps for these specialist agents:
@@ -93,7 +76,7 @@ class Planner:
         self.catalog = catalog
         self.limits = limits
         self.repair_rounds = repair_rounds
-        self.output = draft_model(catalog)
+        self.output = plan_draft_model(catalog)
 
     async def plan(self, request: str) -> PlanResult:
         messages = [
@@ -103,7 +86,22 @@ class Planner:
         usage = Usage()
         problems: list[Problem] = []
         for round_number in range(1, self.repair_rounds + 2):
-            completion = await self.llm.complete(messages, self.output, role="planner")
+            try:
+                completion = await self.llm.complete(messages, self.output, role="planner")
+            except LLMOutputError as exc:
+                usage = usage + (exc.usage or Usage())
+                problems = [
+                    Problem(
+                        message=f"the reply is not a plan ({'; '.join(exc.errors[:5])})", fix="answer with a JSON plan"
+                    )
+                ]
+                messages += [
+                    Message(role="assistant", content=exc.raw),
+                    Message(
+                        role="user", content=f"That is not a valid plan: {problems[0]}. Answer with the JSON plan only."
+                    ),
+                ]
+                continue
             usage = usage + completion.usage
             draft = completion.value.model_dump(mode="json", exclude_none=True)
             problems = _leaks(draft, request)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
+from pydantic import JsonValue, ValidationError
 
 from agents.llm import LLM, Message, Usage
 from agents.prompts import data_block, describe_tools
+from agents.schemas import turn_model
 from planning.catalog import AgentSpec, format_validation_error
 from planning.plan import resolve_references, result_text
 from planning.steps import AgentResult
@@ -27,22 +27,6 @@ _MAX_CALLS = 8
 
 class AgentFailedError(ToolError):
     """The agent could not complete its task within its rounds; the message carries the last errors."""
-
-
-def turn_model(agent: AgentSpec) -> type[BaseModel]:
-    """The reply schema of one turn: calls to this agent's tools only."""
-    names = tuple(agent.tool_by_name)
-    call = create_model(
-        f"{agent.name}_call",
-        __config__=ConfigDict(extra="forbid"),
-        tool=(Literal[names], ...),  # type: ignore[valid-type]
-        args=(dict[str, JsonValue], Field(default_factory=dict)),
-    )
-    return create_model(
-        f"{agent.name}_turn",
-        __config__=ConfigDict(extra="forbid"),
-        calls=(list[call], Field(min_length=1, max_length=_MAX_CALLS)),  # type: ignore[valid-type]
-    )
 
 
 def system_prompt(agent: AgentSpec) -> str:

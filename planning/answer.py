@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.llm.protocol import Usage
 from planning.plan import result_text
 from planning.records import RunRecord, StepStatus
 
@@ -25,3 +26,8 @@ def summarize(record: RunRecord) -> str:
             reason = step.error.message if step.error else step.status.value
             lines.append(f"Step {step.id} ({step.agent}) {step.status.value}: {reason}")
     return "\n".join(lines)
+
+
+async def plain_answer(record: RunRecord) -> tuple[str, Usage]:
+    """The synthesizer used when a run asks for no LLM-written answer."""
+    return summarize(record), Usage()

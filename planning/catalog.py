@@ -6,18 +6,26 @@ bound method: its signature is the argument schema and its docstring the descrip
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
+if TYPE_CHECKING:
+    from planning.settings import Settings
+
 
 class CatalogError(LookupError):
     """An agent or tool name that the catalog does not know; the message lists the valid ones."""
+
+
+class CatalogFactoryError(ValueError):
+    """`PLANNER_MCP_CATALOG` does not name a working catalog factory."""
 
 
 @dataclass(frozen=True)
@@ -136,3 +144,19 @@ def format_validation_error(error: ValidationError, prefix: str = "") -> list[st
         got = "" if item["type"] == "missing" else f" (got {item.get('input')!r:.80})"
         lines.append(f"{where or 'value'}: {item['msg']}{got}")
     return lines
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    """Build the catalog named by `settings.catalog` (`module:function`, called with the settings)."""
+    module_name, _, function_name = settings.catalog.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise CatalogFactoryError(
+            f"PLANNER_MCP_CATALOG={settings.catalog!r} does not name a catalog factory ({exc}); "
+            "use `module:function`, e.g. agents.catalog:build_catalog"
+        ) from None
+    catalog = factory(settings)
+    if not isinstance(catalog, Catalog):
+        raise CatalogFactoryError(f"{settings.catalog} returned {type(catalog).__name__}, not a Catalog")
+    return catalog

@@ -27,6 +27,7 @@ import anyio
 from pydantic import BaseModel, JsonValue
 
 from planning import flyte_setup
+from planning.answer import plain_answer
 from planning.flyte_env import PLAN_RETRIES, PLAN_TIMEOUT, STEP_RETRIES, STEP_TIMEOUT, agents_env, code_env, env
 from planning.ownership import this_process
 from planning.plan import Plan, Step
@@ -185,16 +186,16 @@ def _cluster_parts() -> tuple[StepRunner, Synthesize, int]:
     """Catalog, LLM and synthesis from settings and the injected secrets; built once per process
     (a reused container serves many steps). Agents are imported here: planning does not depend on
     them at import time."""
-    from agents.catalog import build_catalog
     from agents.llm.select import select_llm
     from agents.specialist import SpecialistRunner
     from agents.synthesis import Synthesizer
+    from planning.catalog import load_catalog
     from planning.settings import Settings
 
     settings = Settings()
     llm = select_llm(os.environ, settings.home)
     steps = StepRunner(
-        build_catalog(settings),
+        load_catalog(settings),
         run_agent=SpecialistRunner(llm) if llm is not None else None,
         retries=settings.step_retries,
         retry_base_s=settings.retry_base_s,
@@ -252,12 +253,15 @@ class LocalEngine:
         self.home = home
         self.max_concurrency = max_concurrency
 
-    async def run(self, run_id: str, on_event: OnEvent | None = None) -> RunRecord:
-        """Execute (or resume) a stored run to its end; cancelling the caller cancels the run."""
+    async def run(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
+        """Execute (or resume) a stored run to its end; cancelling the caller cancels the run.
+
+        `synthesize=False` gives the run the deterministic answer instead of an LLM-written one.
+        """
         local = LocalRun(
             store=self.store,
             steps=self.steps,
-            synthesize=self.synthesize,
+            synthesize=self.synthesize if synthesize else plain_answer,
             max_concurrency=self.max_concurrency,
             on_event=on_event or (lambda event: None),
         )

@@ -250,6 +250,13 @@ class RunStore:
             )
             return True
 
+    def owner(self, run_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(run_id)
+        return row["owner"]
+
     def running_owners(self) -> dict[str, list[str]]:
         """Owners of runs still marked running, with their run ids (for crash detection). Runs on a
         Flyte cluster are left out: no local process owns them, Flyte does."""

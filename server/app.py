@@ -5,7 +5,6 @@ The CLI and the MCP server are two faces of this one object; neither knows Flyte
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from agents.llm import LLM, LLMNotConfiguredError
 from agents.planner import Planner
 from agents.specialist import SpecialistRunner
 from agents.synthesis import Synthesizer
-from planning.catalog import Catalog
+from planning.catalog import Catalog, load_catalog
 from planning.engine import LocalEngine, OnEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
@@ -26,26 +25,6 @@ from planning.store import RunStore
 from planning.validate import parse_plan
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """The configuration (settings, environment) names something that does not work; says the fix."""
-
-
-def load_catalog(settings: Settings) -> Catalog:
-    """Build the catalog named by `settings.catalog` (`module:function`)."""
-    module_name, _, function_name = settings.catalog.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(
-            f"PLANNER_MCP_CATALOG={settings.catalog!r} does not name a catalog factory ({exc}); "
-            "use `module:function`, e.g. agents.catalog:build_catalog"
-        ) from None
-    catalog = factory(settings)
-    if not isinstance(catalog, Catalog):
-        raise ConfigError(f"{settings.catalog} returned {type(catalog).__name__}, not a Catalog")
-    return catalog
 
 
 class RunBusyError(RuntimeError):
@@ -110,15 +89,18 @@ class App:
         plan = self.parse({"steps": [step.model_dump(exclude_none=True)]})
         return self.submit(plan, request=request)
 
-    async def execute(self, run_id: str, on_event: OnEvent | None = None) -> RunRecord:
-        """Execute a stored run now (or resume it: only steps that did not succeed run again)."""
+    async def execute(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
+        """Execute a stored run now (or resume it: only steps that did not succeed run again).
+
+        `synthesize=False` skips the LLM-written answer for this run (a deterministic one is kept).
+        """
         record = self.store.get_run(run_id)
         if record.status is RunStatus.SUCCEEDED:
             return record
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
         self.store.reset_unfinished_steps(run_id)
-        return await self.engine.run(run_id, on_event)
+        return await self.engine.run(run_id, on_event, synthesize=synthesize)
 
     resume = execute
 
@@ -128,6 +110,9 @@ class App:
         if record.status.finished:
             return record
         if not self.engine.cancel(run_id):
-            # Not executing here: a pending run, or one whose process died.
+            owner = self.store.owner(run_id)
+            if record.status is RunStatus.RUNNING and owner and owner != this_process() and is_alive(owner):
+                raise RunBusyError(f"run {run_id!r} is executing in another live process ({owner}); cancel it there")
+            # Not executing anywhere: a pending run, or one whose process died.
             self.store.finish_run(run_id, RunStatus.CANCELLED, error="cancelled before it ran")
         return self.store.get_run(run_id)

@@ -27,6 +27,7 @@ flyte_setup.import_flyte()
 from agents.llm import LLMError  # noqa: E402 - flyte must be tamed first
 from agents.llm.select import select_llm  # noqa: E402
 from agents.planner import PlanningError  # noqa: E402
+from planning.catalog import CatalogFactoryError  # noqa: E402
 from planning.engine import StepEvent  # noqa: E402
 from planning.mermaid import flowchart, gantt  # noqa: E402
 from planning.plan import result_text  # noqa: E402
@@ -34,7 +35,7 @@ from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
 from planning.settings import Settings  # noqa: E402
 from planning.store import StoreError  # noqa: E402
 from planning.validate import PlanValidationError  # noqa: E402
-from server.app import App, ConfigError, RunBusyError  # noqa: E402
+from server.app import App, RunBusyError  # noqa: E402
 
 # Markup is only ever in our own literals; text from plans, results and errors is printed plain
 # (`_plain`), so "[/]" or ":smile:" in it is shown as written, never parsed.
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         _plain(err, f"error: invalid PLANNER_MCP_* setting: {exc}", style="red")
         return _EXIT_USAGE
-    except (LLMError, PlanningError, StoreError, RunBusyError, ConfigError, OSError) as exc:
+    except (LLMError, PlanningError, StoreError, RunBusyError, CatalogFactoryError, OSError) as exc:
         _plain(err, f"error: {exc}", style="red")
         return _EXIT_FAILED
     except KeyboardInterrupt:

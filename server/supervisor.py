@@ -13,7 +13,6 @@ Step events arrive on Flyte's loop thread; they are handed back to the server lo
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -33,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 # Receives (progress, total, message); progress strictly increases, as MCP requires.
 ReportProgress = Callable[[float, float, str], Awaitable[None]]
-
-# Whether App.execute can skip the LLM-written answer for one run; without it every run follows
-# the server's `synthesize` setting.
-_EXECUTE_TAKES_SYNTHESIZE = "synthesize" in inspect.signature(App.execute).parameters
 
 # How long a cancelled run may take to stop and be recorded before its caller gives up waiting.
 CANCEL_GRACE_S = 30.0
@@ -146,10 +141,7 @@ class RunSupervisor:
             # No await between this check and the engine taking the run: a cancel either
             # lands before (and the run never starts) or reaches the engine.
             if not active.cancel_requested:
-                if active.synthesize or not _EXECUTE_TAKES_SYNTHESIZE:
-                    record = await self.app.execute(run_id, active.on_event)
-                else:
-                    record = await self.app.execute(run_id, active.on_event, synthesize=False)  # type: ignore[call-arg]
+                record = await self.app.execute(run_id, active.on_event, synthesize=active.synthesize)
                 logger.info("run %s ended %s", run_id, record.status.value)
                 active.record = record
         except Exception as exc:  # boundary: handed to the waiting caller; must not stop the task group

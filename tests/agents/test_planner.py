@@ -3,7 +3,8 @@ import json
 import pytest
 
 from agents.llm import ScriptedLLM
-from agents.planner import EXAMPLE_PLAN, Planner, PlanningError, draft_model, system_prompt
+from agents.planner import EXAMPLE_PLAN, Planner, PlanningError, system_prompt
+from agents.schemas import plan_draft_model
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.plan import Plan
 from planning.validate import PlanLimits
@@ -51,7 +52,7 @@ async def test_a_valid_first_reply_becomes_the_plan_in_one_round(catalog: Catalo
 async def test_validation_errors_go_back_to_the_model_until_the_plan_is_valid(catalog: Catalog) -> None:
     bad = {
         "steps": [
-            {"id": 1, "agent": "math", "tool": "multiply", "args": {"x": 10, "b": 5}},
+            {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": "$5"}},
             {"id": 2, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 1}, "depends_on": [2]},
         ]
     }
@@ -62,7 +63,7 @@ async def test_validation_errors_go_back_to_the_model_until_the_plan_is_valid(ca
     assert result.rounds == 2
     assert result.plan.model_dump(exclude_defaults=True) == GOOD_PLAN
     feedback = llm.calls[1].messages[-1].content
-    assert "step 1: arguments do not match multiply" in feedback
+    assert "step 1: $5 refers to step 5, which does not exist" in feedback
     assert "step 2: the step depends on itself" in feedback
     assert SEED_REQUEST in feedback
     assert Plan.model_validate_json(llm.calls[1].messages[-2].content) == Plan.model_validate(bad)
@@ -97,7 +98,18 @@ def test_the_prompt_lists_every_agent_and_tool_signature(catalog: Catalog) -> No
 
 
 def test_the_reply_schema_only_admits_catalog_names(catalog: Catalog) -> None:
-    schema = json.dumps(draft_model(catalog).model_json_schema())
+    schema = json.dumps(plan_draft_model(catalog).model_json_schema())
 
     assert '"enum": ["math", "string"]' in schema
     assert "word_count" in schema
+
+
+async def test_a_reply_that_is_not_a_plan_at_all_is_repaired_too(catalog: Catalog) -> None:
+    not_a_plan = {"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"x": 10}}]}
+    llm = ScriptedLLM([not_a_plan, GOOD_PLAN])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan(SEED_REQUEST)
+
+    assert result.rounds == 2
+    assert result.plan.model_dump(exclude_defaults=True) == GOOD_PLAN
+    assert "That is not a valid plan" in llm.calls[1].messages[-1].content

@@ -1,7 +1,8 @@
 import pytest
 
 from agents.llm import LLMTransientError, ScriptedLLM
-from agents.specialist import AgentFailedError, SpecialistRunner, turn_model
+from agents.schemas import turn_model
+from agents.specialist import AgentFailedError, SpecialistRunner
 from planning.catalog import AgentSpec, ToolSpec
 from tools import math, string
 
@@ -57,7 +58,7 @@ async def test_dependency_results_reach_the_prompt_as_delimited_data_and_as_type
 async def test_argument_errors_go_back_to_the_model_which_can_fix_them(agent: AgentSpec) -> None:
     llm = ScriptedLLM(
         [
-            {"calls": [{"tool": "multiply", "args": {"a": 10}}]},
+            {"calls": [{"tool": "multiply", "args": {"a": 10, "b": "$3"}}]},
             {"calls": [{"tool": "multiply", "args": {"a": 10, "b": 5}}]},
         ]
     )
@@ -67,7 +68,7 @@ async def test_argument_errors_go_back_to_the_model_which_can_fix_them(agent: Ag
     assert result.value == 50
     assert result.usage.calls == 2
     feedback = llm.calls[1].messages[-1].content
-    assert "call 1 (multiply): args.b: Field required" in feedback
+    assert "call 1 (multiply): $3 is not a result you were given" in feedback
 
 
 async def test_an_agent_that_never_gets_it_right_fails_with_the_last_errors(agent: AgentSpec) -> None:

@@ -1,0 +1,86 @@
+"""Reply schemas for constrained decoding, derived from the catalog.
+
+Small models follow a schema far better than prose: every tool gets its own variant with its exact
+parameter names and types, so the decoder cannot invent a tool, misspell a parameter or wrap a
+number in an object. A parameter may also hold a reference string (`$N`, `#K`) instead of a value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from planning.catalog import AgentSpec, Catalog, ToolSpec
+
+STEP_REFERENCE = r"^\$\d+(\.[A-Za-z_]\w*)*$"
+STEP_OR_CALL_REFERENCE = r"^(\$\d+(\.[A-Za-z_]\w*)*|#\d+)$"
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
+    """The tool's parameters, each also accepting a reference string."""
+    ref = Annotated[str, StringConstraints(pattern=reference)]
+    fields: dict[str, Any] = {}
+    for param, info in tool.args_model.model_fields.items():
+        annotation = info.annotation
+        typed = annotation if annotation is str else annotation | ref  # type: ignore[operator]
+        fields[param] = (typed, ... if info.is_required() else info.default)
+    return create_model(name, __config__=_STRICT, **fields)
+
+
+def plan_draft_model(catalog: Catalog) -> type[BaseModel]:
+    """A plan whose steps are either one variant per (agent, tool) or an agent step with a task."""
+    variants: list[type[BaseModel]] = []
+    for agent in catalog.agents.values():
+        for tool in agent.tools:
+            variants.append(
+                create_model(
+                    f"{agent.name}_{tool.name}_step",
+                    __config__=_STRICT,
+                    id=(int, Field(ge=1)),
+                    agent=(Literal[agent.name], ...),  # type: ignore[valid-type]
+                    tool=(Literal[tool.name], ...),  # type: ignore[valid-type]
+                    args=(args_model(tool, STEP_REFERENCE, f"{agent.name}_{tool.name}_args"), ...),
+                    depends_on=(list[int], Field(default_factory=list)),
+                )
+            )
+    variants.append(
+        create_model(
+            "agent_step",
+            __config__=_STRICT,
+            id=(int, Field(ge=1)),
+            agent=(Literal[tuple(catalog.agents)], ...),  # type: ignore[valid-type]
+            task=(str, Field(min_length=1)),
+            depends_on=(list[int], Field(default_factory=list)),
+        )
+    )
+    step = _union(variants)
+    return create_model("PlanDraft", __config__=_STRICT, steps=(list[step], Field(min_length=1)))  # type: ignore[valid-type]
+
+
+def turn_model(agent: AgentSpec) -> type[BaseModel]:
+    """One turn of a specialist: calls to its own tools, with typed arguments."""
+    variants = [
+        create_model(
+            f"{agent.name}_{tool.name}_call",
+            __config__=_STRICT,
+            tool=(Literal[tool.name], ...),  # type: ignore[valid-type]
+            args=(args_model(tool, STEP_OR_CALL_REFERENCE, f"{agent.name}_{tool.name}_call_args"), ...),
+        )
+        for tool in agent.tools
+    ]
+    call = _union(variants)
+    return create_model(
+        f"{agent.name}_turn",
+        __config__=_STRICT,
+        calls=(list[call], Field(min_length=1, max_length=8)),  # type: ignore[valid-type]
+    )
+
+
+def _union(variants: list[type[BaseModel]]) -> Any:
+    union: Any = variants[0]
+    for variant in variants[1:]:
+        union = union | variant
+    return union
