@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 
-STEP_REFERENCE = r"^\$\d+(\.[A-Za-z_]\w*)*$"
-STEP_OR_CALL_REFERENCE = r"^(\$\d+(\.[A-Za-z_]\w*)*|#\d+)$"
+# Written with plain character classes: llama.cpp's schema-to-grammar converter knows no \d or \$.
+STEP_REFERENCE = r"^[$][0-9]+([.][A-Za-z_][A-Za-z0-9_]*)*$"
+STEP_OR_CALL_REFERENCE = r"^([$][0-9]+([.][A-Za-z_][A-Za-z0-9_]*)*|#[0-9]+)$"
 
 _STRICT = ConfigDict(extra="forbid")
 
