@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from pydantic import ValidationError
@@ -49,11 +50,14 @@ def test_agent_turns_may_reference_earlier_calls(catalog: Catalog) -> None:
     assert value.model_dump(mode="json")["calls"][1] == {"tool": "sqrt", "args": {"x": "#1"}}
 
 
-def test_every_reply_schema_converts_to_a_llama_cpp_grammar(catalog: Catalog) -> None:
+def test_every_reply_schema_converts_to_a_grammar_llama_cpp_can_parse(catalog: Catalog) -> None:
     pytest.importorskip("llama_cpp")
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     models = [plan_draft_model(catalog), *(turn_model(agent) for agent in catalog.agents.values())]
     for model in models:
         grammar = json_schema_to_gbnf(json.dumps(grammar_schema(model)))
-        assert LlamaGrammar.from_string(grammar, verbose=False) is not None, model.__name__
+        # llama.cpp's GBNF parser (C side, at sampling time) knows only these escapes; anything else
+        # ("\d", "\$" from a regex pattern) makes it drop the grammar and decode unconstrained.
+        escapes = set(re.findall(r"\\(.)", grammar))
+        assert escapes <= set('xuUtrn\\"[]-^'), (model.__name__, escapes)
