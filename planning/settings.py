@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from planning.validate import PlanLimits
 from tools.code import SandboxLimits
 
+EngineName = Literal["local", "remote"]
+
 
 class Settings(BaseSettings):
     """Everything that can be configured; each field is also the env var `PLANNER_MCP_<NAME>`."""
@@ -22,7 +24,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("planner-mcp")),
         description="Data directory: the run store, the assembled embedded model, Flyte's local data.",
     )
-    engine: Literal["local", "remote"] = Field(
+    engine: EngineName = Field(
         default="local",
         description="Where runs execute: `local` (this process, Flyte local mode) or `remote` (a Flyte cluster). "
         "Only this setting picks remote: a Flyte config or endpoint alone never does.",

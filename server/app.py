@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from agents.llm import LLM, LLMNotConfiguredError
@@ -19,7 +20,8 @@ from planning.engine import LocalEngine, OnEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
 from planning.records import RunRecord, RunStatus
-from planning.settings import Settings
+from planning.remote import RemoteEngine
+from planning.settings import EngineName, Settings
 from planning.steps import StepRunner
 from planning.store import RunStore
 from planning.validate import parse_plan
@@ -81,8 +83,24 @@ class App:
         result = await planner.plan(request)
         return result.plan
 
-    def submit(self, plan: Plan, *, request: str | None = None, idempotency_key: str | None = None) -> RunRecord:
-        return self.store.create_run(plan, request=request, engine=self.engine.name, idempotency_key=idempotency_key)
+    @cached_property
+    def remote(self) -> RemoteEngine:
+        """The Flyte cluster engine; touches nothing until used (no config needed to start)."""
+        return RemoteEngine(self.store, self.settings)
+
+    def submit(
+        self,
+        plan: Plan,
+        *,
+        request: str | None = None,
+        idempotency_key: str | None = None,
+        engine: EngineName | None = None,
+    ) -> RunRecord:
+        """Record a run; `engine` (default PLANNER_MCP_ENGINE, itself default local) is where it executes."""
+        engine = engine or self.settings.engine
+        if engine == RemoteEngine.name:
+            self.remote.target()  # no run is recorded for a cluster that is not configured
+        return self.store.create_run(plan, request=request, engine=engine, idempotency_key=idempotency_key)
 
     def submit_step(self, step: Step, request: str | None = None) -> RunRecord:
         """A one-step run, as made by the per-agent MCP tools."""
@@ -97,6 +115,8 @@ class App:
         record = self.store.get_run(run_id)
         if record.status is RunStatus.SUCCEEDED:
             return record
+        if record.engine == RemoteEngine.name:
+            return await self.remote.run(run_id, on_event)
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
         self.store.reset_unfinished_steps(run_id)
@@ -104,11 +124,20 @@ class App:
 
     resume = execute
 
-    def cancel(self, run_id: str) -> RunRecord:
+    async def get_run(self, run_id: str) -> RunRecord:
+        """A run as stored; a cluster run still going is refreshed from Flyte first."""
+        record = self.store.get_run(run_id)
+        if record.engine == RemoteEngine.name and not record.status.finished and self.store.flyte_run(run_id):
+            return await self.remote.refresh(run_id)
+        return record
+
+    async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: in-flight steps stop, no new ones start."""
         record = self.store.get_run(run_id)
         if record.status.finished:
             return record
+        if record.engine == RemoteEngine.name and self.store.flyte_run(run_id):
+            return await self.remote.cancel(run_id)
         if not self.engine.cancel(run_id):
             owner = self.store.owner(run_id)
             if record.status is RunStatus.RUNNING and owner and owner != this_process() and is_alive(owner):

@@ -12,7 +12,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -32,6 +34,7 @@ from planning.engine import StepEvent  # noqa: E402
 from planning.mermaid import flowchart, gantt  # noqa: E402
 from planning.plan import result_text  # noqa: E402
 from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
+from planning.remote import PLAN_TASK, FlytePhase, RemoteError  # noqa: E402
 from planning.settings import Settings  # noqa: E402
 from planning.store import StoreError  # noqa: E402
 from planning.validate import PlanValidationError  # noqa: E402
@@ -69,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         _plain(err, f"error: invalid PLANNER_MCP_* setting: {exc}", style="red")
         return _EXIT_USAGE
-    except (LLMError, PlanningError, StoreError, RunBusyError, CatalogFactoryError, OSError) as exc:
+    except (LLMError, PlanningError, StoreError, RunBusyError, CatalogFactoryError, RemoteError, OSError) as exc:
         _plain(err, f"error: {exc}", style="red")
         return _EXIT_FAILED
     except KeyboardInterrupt:
@@ -88,9 +91,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
             _plain(out, "\n```mermaid\n" + flowchart(plan) + "\n```")
             return 0
         if args.command == "runs":
-            return _runs(app, args)
+            return await _flyte_runs(app, args) if args.flyte else _runs(app, args)
         if args.command == "show":
-            record = app.store.get_run(args.run_id)
+            record = await app.get_run(args.run_id)
             if args.json:
                 _plain(out, record.model_dump_json(indent=2))
             else:
@@ -100,7 +103,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             record = await _with_progress(app, args.run_id, resume=True)
             return _finish(record, args.json)
         if args.command == "cancel":
-            record = app.cancel(args.run_id)
+            record = await app.cancel(args.run_id)
             out.print(f"{record.id}: {record.status.value}")
             return 0
         if args.command == "schema":
@@ -122,7 +125,13 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         request = args.request
         err.print("planning…", style="dim")
         plan = await app.plan(request)
-    record = app.submit(plan, request=request)
+    record = app.submit(plan, request=request, engine=args.engine)
+    if record.engine == "remote":
+        record = await app.execute(record.id)
+        url = app.store.flyte_run(record.id)
+        err.print(f"submitted run {record.id} to Flyte: {url.url if url else ''}")
+        err.print(f"follow it: planner-mcp show {record.id}", style="dim")
+        return 0
     record = await _with_progress(app, record.id)
     return _finish(record, args.json)
 
@@ -156,6 +165,23 @@ def _finish(record: RunRecord, as_json: bool) -> int:
             _plain(err, record.error, style="red")
         _plain(out, record.answer or "")
     return 0 if record.status is RunStatus.SUCCEEDED else _EXIT_FAILED
+
+
+async def _flyte_runs(app: App, args: argparse.Namespace) -> int:
+    runs = await app.remote.list_flyte_runs(
+        phase=args.phase,
+        task_name=args.task or PLAN_TASK,
+        created_after=args.since,
+        created_before=args.until,
+        limit=args.limit,
+    )
+    table = Table("flyte run", "phase", "planner run", "created", "console")
+    for run in runs:
+        table.add_row(
+            run.flyte_run_name, run.phase, run.planner_run_id or "", f"{run.created_at:%Y-%m-%d %H:%M:%S}", run.url
+        )
+    out.print(table)
+    return 0
 
 
 def _runs(app: App, args: argparse.Namespace) -> int:
@@ -242,6 +268,9 @@ def _parser() -> argparse.ArgumentParser:
         "--plan", metavar="FILE.json", help="execute this plan ('-' reads stdin); no LLM needed for tool steps"
     )
     run.add_argument("--json", action="store_true", help="print the whole run record as JSON")
+    run.add_argument(
+        "--engine", choices=["local", "remote"], help="where the run executes (default PLANNER_MCP_ENGINE, else local)"
+    )
 
     plan = sub.add_parser("plan", help="print the validated plan for a request (JSON + Mermaid)")
     plan.add_argument("request")
@@ -250,6 +279,11 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--status", choices=[s.value for s in RunStatus])
     runs.add_argument("--limit", type=_positive, default=20, help="runs per page (1 or more)")
     runs.add_argument("--cursor", help="next page, from the previous listing")
+    runs.add_argument("--flyte", action="store_true", help="list runs on the configured Flyte cluster instead")
+    runs.add_argument("--phase", action="append", choices=get_args(FlytePhase), help="--flyte: only this phase")
+    runs.add_argument("--task", help="--flyte: only runs of this Flyte task (default: planner-mcp's orchestrator)")
+    runs.add_argument("--since", type=datetime.fromisoformat, help="--flyte: created at or after (ISO time)")
+    runs.add_argument("--until", type=datetime.fromisoformat, help="--flyte: created before (ISO time)")
 
     show = sub.add_parser("show", help="a run's steps, timings, results and usage")
     show.add_argument("run_id")

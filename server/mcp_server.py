@@ -22,6 +22,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -39,7 +40,8 @@ from agents.planner import Planner, PlanningError
 from planning.catalog import CatalogError
 from planning.plan import Plan
 from planning.records import RunRecord, RunStatus
-from planning.settings import Settings
+from planning.remote import PLAN_TASK, FlytePhase, RemoteError
+from planning.settings import EngineName, Settings
 from planning.store import RunNotFoundError, StoreError
 from planning.validate import PlanValidationError
 from server.app import App, RunBusyError
@@ -77,6 +79,7 @@ _FIXABLE_ERRORS: tuple[type[Exception], ...] = (
     RunActiveError,
     RunAbortedError,
     CatalogError,
+    RemoteError,
 )
 
 _AGENT_TOOLS: dict[str, tuple[str, bool]] = {
@@ -230,9 +233,9 @@ async def _run_and_wait(
     return run_view(record)
 
 
-def _polling_view(state: ServerState, run_id: str) -> RunView:
+async def _polling_view(state: ServerState, run_id: str) -> RunView:
     """The run as it stands; a run still executing here is reported unfinished, with how to follow it."""
-    record = state.app.store.get_run(run_id)
+    record = await state.app.get_run(run_id)
     executing = state.runs.is_active(run_id)
     finished = record.status.finished and not executing
     return run_view(record, finished=finished, next_hint=None if finished else _POLL_HINT.format(run_id=run_id))
@@ -242,7 +245,7 @@ async def _start(state: ServerState, run_id: str, *, synthesize: bool = True) ->
     state.runs.start(run_id, synthesize=synthesize)
     # Let the run's task take the run (status `running`) before reporting it.
     await anyio.lowlevel.checkpoint()
-    return _polling_view(state, run_id)
+    return await _polling_view(state, run_id)
 
 
 async def _submit_and_run(
@@ -254,15 +257,16 @@ async def _submit_and_run(
     wait: bool,
     synthesize: bool = True,
     idempotency_key: str | None = None,
+    engine: EngineName | None = None,
 ) -> RunView:
     runs = state.runs
     with _fixable_errors():
-        record = state.app.submit(plan, request=request, idempotency_key=idempotency_key)
+        record = state.app.submit(plan, request=request, idempotency_key=idempotency_key, engine=engine)
         if record.status is not RunStatus.PENDING or runs.is_active(record.id):
             # An earlier call with this idempotency key made the run: report it, never start it twice.
             if wait:
                 await runs.wait(record.id, timeout_s=math.inf)
-            return _polling_view(state, record.id)
+            return await _polling_view(state, record.id)
         if not wait:
             return await _start(state, record.id, synthesize=synthesize)
     return await _run_and_wait(state, record.id, ctx, synthesize=synthesize)
@@ -328,6 +332,14 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
                 "another.",
             ),
         ] = None,
+        engine: Annotated[
+            EngineName | None,
+            Field(
+                description="Where the run executes: `local` (this machine, Flyte local mode) or `remote` (the "
+                "configured Flyte cluster; returns once submitted, follow it with get_run). Default: the server's "
+                "PLANNER_MCP_ENGINE, itself `local`."
+            ),
+        ] = None,
     ) -> RunView:
         """Run a plan of specialist agent steps and return the run: status, final answer, every step's
         result or error with timings and LLM usage, and Mermaid charts of the DAG and the timeline.
@@ -350,9 +362,17 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
             )
         with _fixable_errors():
             parsed = state.app.parse(plan) if plan is not None else await _plan_request(state, ctx, request or "")
-        _require_llm_for_agent_steps(state.app, parsed)
+        if (engine or state.app.settings.engine) == "local":
+            _require_llm_for_agent_steps(state.app, parsed)
         return await _submit_and_run(
-            state, ctx, parsed, request=request, wait=wait, synthesize=synthesize, idempotency_key=idempotency_key
+            state,
+            ctx,
+            parsed,
+            request=request,
+            wait=wait,
+            synthesize=synthesize,
+            idempotency_key=idempotency_key,
+            engine=engine,
         )
 
     @server.tool(
@@ -442,11 +462,34 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
         cursor: Annotated[
             str | None, Field(description="`next_cursor` from the previous page, for the next one.")
         ] = None,
+        source: Annotated[
+            Literal["store", "flyte"],
+            Field(description="`store`: runs recorded by this server. `flyte`: runs on the configured Flyte cluster."),
+        ] = "store",
+        flyte_phase: Annotated[
+            list[FlytePhase] | None, Field(description="source=flyte: only runs in these Flyte phases.")
+        ] = None,
+        task_name: Annotated[
+            str | None,
+            Field(description="source=flyte: only runs of this Flyte task (default: planner-mcp's orchestrator)."),
+        ] = None,
+        created_after: Annotated[datetime | None, Field(description="source=flyte: created at or after.")] = None,
+        created_before: Annotated[datetime | None, Field(description="source=flyte: created before.")] = None,
     ) -> RunsPage:
         """The recorded runs, newest first, one page at a time: id, status, request, step count, times.
-        Call get_run for a run's steps and results."""
+        Call get_run for a run's steps and results. With source="flyte", past and current runs on the
+        Flyte cluster (filters: flyte_phase, task_name, created_after/before, limit; no cursor)."""
         state = _state(ctx)
         with _fixable_errors():
+            if source == "flyte":
+                flyte_runs = await state.app.remote.list_flyte_runs(
+                    phase=flyte_phase,
+                    task_name=task_name or PLAN_TASK,
+                    created_after=created_after,
+                    created_before=created_before,
+                    limit=limit,
+                )
+                return RunsPage(runs=[summary_view(run) for run in flyte_runs])
             runs, next_cursor = state.app.store.list_runs(limit=limit, status=status, cursor=cursor)
         return RunsPage(runs=[summary_view(run) for run in runs], next_cursor=next_cursor)
 
@@ -461,7 +504,7 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
         gantt of when each step ran. Poll this after execute_plan(wait=false) until `finished` is true."""
         state = _state(ctx)
         with _fixable_errors():
-            return _polling_view(state, run_id)
+            return await _polling_view(state, run_id)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -505,7 +548,7 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
         unchanged."""
         state = _state(ctx)
         with _fixable_errors():
-            state.runs.cancel(run_id)
+            await state.runs.cancel(run_id)
             await state.runs.wait(run_id, timeout_s=_CANCEL_WAIT_S)
             record = state.app.store.get_run(run_id)
         return run_view(record)

@@ -91,7 +91,7 @@ class RunSupervisor:
                         relay.close()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                self.cancel(run_id)
+                await self.cancel(run_id)
                 with anyio.move_on_after(CANCEL_GRACE_S):
                     await active.done.wait()
             raise
@@ -110,19 +110,19 @@ class RunSupervisor:
             await active.done.wait()
         return active.done.is_set()
 
-    def cancel(self, run_id: str) -> RunRecord:
+    async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run, whether it executes here, has not started yet, or its process died."""
         active = self._active.get(run_id)
         if active is not None:
             # A run whose task has not started yet must not start at all.
             active.cancel_requested = True
-        return self.app.cancel(run_id)
+        return await self.app.cancel(run_id)
 
     async def shutdown(self, grace_s: float = CANCEL_GRACE_S) -> None:
         """Cancel every run executing here and wait (bounded) until each is recorded."""
         for run_id in list(self._active):
             with suppress(StoreError):
-                self.cancel(run_id)
+                await self.cancel(run_id)
         with anyio.move_on_after(grace_s):
             for active in list(self._active.values()):
                 await active.done.wait()

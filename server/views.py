@@ -17,6 +17,7 @@ from planning.catalog import Catalog
 from planning.mermaid import flowchart, gantt
 from planning.plan import Plan
 from planning.records import RunRecord, RunStatus, RunSummary, StepError, StepStatus
+from planning.remote import FlyteRunSummary
 
 
 class StepView(BaseModel):
@@ -70,6 +71,9 @@ class RunSummaryView(BaseModel):
     created_at: datetime
     finished_at: datetime | None = None
     step_count: int
+    flyte_run: str | None = Field(default=None, description="The Flyte run's name (runs listed from the cluster).")
+    flyte_phase: str | None = Field(default=None, description="Flyte's phase of that run.")
+    url: str | None = Field(default=None, description="The Flyte console page of that run.")
 
 
 class RunsPage(BaseModel):
@@ -159,6 +163,7 @@ def run_view(record: RunRecord, *, finished: bool | None = None, next_hint: str 
 
 
 def summary_view(summary: RunSummary) -> RunSummaryView:
+    flyte = summary if isinstance(summary, FlyteRunSummary) else None
     return RunSummaryView(
         run_id=summary.id,
         status=summary.status,
@@ -166,6 +171,9 @@ def summary_view(summary: RunSummary) -> RunSummaryView:
         created_at=summary.created_at,
         finished_at=summary.finished_at,
         step_count=summary.step_count,
+        flyte_run=flyte.flyte_run_name if flyte else None,
+        flyte_phase=flyte.phase if flyte else None,
+        url=flyte.url if flyte else None,
     )
 
 
