@@ -63,7 +63,8 @@ Write a JSON plan: {{"steps": [...]}}. Each step has:
   when the agent must work out the arguments itself;
 - "depends_on": the ids of the steps whose results it needs.
 Pass a result on with "$N" (N = step id) as an argument value; "$N" keeps numbers as numbers.
-Use as few steps as the request needs. Copy values from the request exactly.
+Use as few steps as the request needs. Copy values from the request exactly, and fill every
+parameter the request gives a value for, optional ones too (e.g. which letter to count).
 
 Example (only to show the format; never copy its values):
 Request: {EXAMPLE_REQUEST}

@@ -27,7 +27,10 @@ def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
     for param, info in tool.args_model.model_fields.items():
         annotation = info.annotation
         typed = annotation if annotation is str else annotation | ref  # type: ignore[operator]
-        fields[param] = (typed, ... if info.is_required() else info.default)
+        # A parameter that defaults to None is required here (null allowed): a small model asked to
+        # write it decides about it (`"letter": "r"`), where it would skip an optional one.
+        required = info.is_required() or info.default is None
+        fields[param] = (typed, ... if required else info.default)
     return create_model(name, __config__=_STRICT, **fields)
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from agents.llm import LLM, LLMError, Message, Usage
 from agents.prompts import data_block
 from planning.answer import final_steps, summarize
+from planning.plan import result_text
 from planning.records import RunRecord, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -29,18 +30,28 @@ class Synthesizer:
         succeeded = {s.id: s.result for s in record.steps if s.status is StepStatus.SUCCEEDED}
         if self.llm is None or not record.request or not succeeded:
             return fallback, Usage()
-        finals = ", ".join(str(i) for i in final_steps(record))
+        finals = [s for s in record.steps if s.id in set(final_steps(record)) and s.status is StepStatus.SUCCEEDED]
         messages = [
             Message(
                 role="system",
-                content="Answer the user's request from the step results. Use the numbers and facts exactly as "
-                f"the results give them; the final step(s) {finals} hold the requested result. Be brief.",
+                content="Answer the user's request in one or two sentences from the results of the steps that were "
+                "run for it. State the final result exactly as given; do not compute anything yourself.",
             ),
-            Message(role="user", content=f"{data_block(succeeded)}\n\nRequest: {record.request}"),
+            Message(
+                role="user",
+                content=f"{data_block(succeeded)}\n<data final-result>\n{fallback[:2000]}\n</data>\n\n"
+                f"Request: {record.request}\nAnswer:",
+            ),
         ]
         try:
             completion = await self.llm.complete(messages, Answer, role="synthesis")
         except LLMError as exc:
             logger.warning("synthesis failed (%s); using the deterministic summary", exc)
             return fallback, Usage()
-        return completion.value.answer, completion.usage
+        answer = completion.value.answer
+        # A small model may garble numbers: an answer that misses a final result is not used.
+        missing = [s.id for s in finals if len(text := result_text(s.result)) <= 200 and text not in answer]
+        if missing or not answer.strip():
+            logger.warning("the written answer %r misses the result of step(s) %s; using the summary", answer, missing)
+            return fallback, completion.usage
+        return answer, completion.usage

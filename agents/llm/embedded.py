@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from agents.llm.errors import LLMError, LLMNotConfiguredError
 from agents.llm.model_file import MODEL_FILENAME, ModelSource, ensure_model_file, packaged_source
 from agents.llm.protocol import Completion, Message, T, Usage
-from agents.llm.structured import complete_with_repair, with_schema_instructions
+from agents.llm.structured import complete_with_repair
 
 log = logging.getLogger(__name__)
 _llama_log = logging.getLogger(f"{__name__}.llama_cpp")
@@ -125,7 +125,9 @@ class EmbeddedLLM:
             return await anyio.to_thread.run_sync(self._generate, current, schema, cancelled, abandon_on_cancel=True)
 
         try:
-            return await complete_with_repair(call, with_schema_instructions(messages, output), output)
+            # The grammar holds the reply to the schema; spelling the schema out in the prompt as well
+            # would cost thousands of prompt tokens (minutes at one thread) and add nothing.
+            return await complete_with_repair(call, messages, output)
         finally:
             cancelled.set()
 

@@ -37,7 +37,9 @@ def test_parameters_take_values_of_their_type_or_step_references(catalog: Catalo
 
     assert draft.model_validate(plan).model_dump(mode="json", exclude_none=True) == plan
     with pytest.raises(ValidationError):
-        draft.model_validate({"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": {"value": 1}, "b": 2}}]})
+        draft.model_validate(
+            {"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": {"value": 1}, "b": 2}}]}
+        )
     with pytest.raises(ValidationError):
         draft.model_validate({"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": "ten", "b": 2}}]})
 
@@ -45,7 +47,9 @@ def test_parameters_take_values_of_their_type_or_step_references(catalog: Catalo
 def test_agent_turns_may_reference_earlier_calls(catalog: Catalog) -> None:
     turn = turn_model(catalog.agent("math"))
 
-    value = turn.model_validate({"calls": [{"tool": "add", "args": {"a": 1, "b": 2}}, {"tool": "sqrt", "args": {"x": "#1"}}]})
+    value = turn.model_validate(
+        {"calls": [{"tool": "add", "args": {"a": 1, "b": 2}}, {"tool": "sqrt", "args": {"x": "#1"}}]}
+    )
 
     assert value.model_dump(mode="json")["calls"][1] == {"tool": "sqrt", "args": {"x": "#1"}}
 
