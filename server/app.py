@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from agents.llm import LLM, LLMNotConfiguredError
-from agents.planner import Planner
+from agents.llm import LLM, LLMNotConfiguredError, Usage
+from agents.planner import Planner, PlanResult
 from agents.specialist import SpecialistRunner
 from agents.synthesis import Synthesizer
 from planning.catalog import Catalog, load_catalog
@@ -75,13 +75,15 @@ class App:
     def parse(self, document: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
         return parse_plan(document, self.catalog, self.settings.plan_limits)
 
-    async def plan(self, request: str) -> Plan:
-        """Ask the planner LLM for a validated plan (raises LLMNotConfiguredError without an LLM)."""
-        if self.llm is None:
+    async def plan(self, request: str, llm: LLM | None = None) -> PlanResult:
+        """Ask the planner LLM (or `llm`) for a validated plan, with what planning cost.
+
+        Raises LLMNotConfiguredError without an LLM.
+        """
+        llm = llm or self.llm
+        if llm is None:
             raise LLMNotConfiguredError("Planning a request needs an LLM and none is configured.")
-        planner = Planner(self.llm, self.catalog, self.settings.plan_limits)
-        result = await planner.plan(request)
-        return result.plan
+        return await Planner(llm, self.catalog, self.settings.plan_limits).plan(request)
 
     @cached_property
     def remote(self) -> RemoteEngine:
@@ -95,12 +97,13 @@ class App:
         request: str | None = None,
         idempotency_key: str | None = None,
         engine: EngineName | None = None,
+        usage: Usage | None = None,
     ) -> RunRecord:
         """Record a run; `engine` (default PLANNER_MCP_ENGINE, itself default local) is where it executes."""
         engine = engine or self.settings.engine
         if engine == RemoteEngine.name:
             self.remote.target()  # no run is recorded for a cluster that is not configured
-        return self.store.create_run(plan, request=request, engine=engine, idempotency_key=idempotency_key)
+        return self.store.create_run(plan, request=request, engine=engine, idempotency_key=idempotency_key, usage=usage)
 
     def submit_step(self, step: Step, request: str | None = None) -> RunRecord:
         """A one-step run, as made by the per-agent MCP tools."""

@@ -86,7 +86,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "run":
             return await _run(app, args)
         if args.command == "plan":
-            plan = await app.plan(args.request)
+            plan = (await app.plan(args.request)).plan
             _plain(out, plan.model_dump_json(indent=2, exclude_defaults=True))
             _plain(out, "\n```mermaid\n" + flowchart(plan) + "\n```")
             return 0
@@ -120,12 +120,13 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         return _EXIT_USAGE
     if args.plan is not None:
         plan = app.parse(args.plan)  # the file's text, read in main()
-        request = None
+        request, usage = None, None
     else:
         request = args.request
         err.print("planning…", style="dim")
-        plan = await app.plan(request)
-    record = app.submit(plan, request=request, engine=args.engine)
+        planned = await app.plan(request)
+        plan, usage = planned.plan, planned.usage
+    record = app.submit(plan, request=request, engine=args.engine, usage=usage)
     if record.engine == "remote":
         record = await app.execute(record.id)
         url = app.store.flyte_run(record.id)

@@ -33,10 +33,10 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import ToolAnnotations
 from pydantic import AnyHttpUrl, Field
 
-from agents.llm import LLMError
+from agents.llm import LLMError, Usage
 from agents.llm.errors import HOW_TO_CONFIGURE
 from agents.llm.select import select_llm
-from agents.planner import Planner, PlanningError
+from agents.planner import PlanningError, PlanResult
 from planning.catalog import CatalogError
 from planning.plan import Plan
 from planning.records import RunRecord, RunStatus
@@ -203,14 +203,13 @@ def _fixable_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from None
 
 
-async def _plan_request(state: ServerState, ctx: Context[ServerState, Any], request: str) -> Plan:
+async def _plan_request(state: ServerState, ctx: Context[ServerState, Any], request: str) -> PlanResult:
     """The server's LLM plans the request; without one, the client's model through MCP sampling if it can."""
     app = state.app
     sampling = client_sampling(ctx) if app.llm is None else None
     if sampling is None:
         return await app.plan(request)
-    planned = await Planner(sampling, app.catalog, app.settings.plan_limits).plan(request)
-    return planned.plan
+    return await app.plan(request, llm=sampling)
 
 
 def _require_llm_for_agent_steps(app: App, plan: Plan) -> None:
@@ -258,10 +257,11 @@ async def _submit_and_run(
     synthesize: bool = True,
     idempotency_key: str | None = None,
     engine: EngineName | None = None,
+    usage: Usage | None = None,
 ) -> RunView:
     runs = state.runs
     with _fixable_errors():
-        record = state.app.submit(plan, request=request, idempotency_key=idempotency_key, engine=engine)
+        record = state.app.submit(plan, request=request, idempotency_key=idempotency_key, engine=engine, usage=usage)
         if record.status is not RunStatus.PENDING or runs.is_active(record.id):
             # An earlier call with this idempotency key made the run: report it, never start it twice.
             if wait:
@@ -291,7 +291,7 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         state = _state(ctx)
         with _fixable_errors():
             planned = await _plan_request(state, ctx, request)
-        return plan_view(planned)
+        return plan_view(planned.plan)
 
     @server.tool(
         annotations=ToolAnnotations(
@@ -360,8 +360,13 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
                 "give exactly one of `plan` (a plan object) or `request` (natural language), "
                 f"not {'both' if plan is not None else 'neither'}"
             )
+        usage = None
         with _fixable_errors():
-            parsed = state.app.parse(plan) if plan is not None else await _plan_request(state, ctx, request or "")
+            if plan is not None:
+                parsed = state.app.parse(plan)
+            else:
+                planned = await _plan_request(state, ctx, request or "")
+                parsed, usage = planned.plan, planned.usage
         if (engine or state.app.settings.engine) == "local":
             _require_llm_for_agent_steps(state.app, parsed)
         return await _submit_and_run(
@@ -373,6 +378,7 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
             synthesize=synthesize,
             idempotency_key=idempotency_key,
             engine=engine,
+            usage=usage,
         )
 
     @server.tool(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -94,18 +91,15 @@ class OpenAICompatLLM:
     """An LLM served over the OpenAI chat-completions API, with schema-constrained JSON replies.
 
     Uses `response_format` json_schema; a server that rejects it gets json_object plus the schema
-    in the system message from then on. One AsyncOpenAI client per event loop, because Flyte runs
-    task bodies on its own loop thread and a client bound to another loop breaks.
+    in the system message from then on. The SDK client is made for each call and closed after it:
+    Flyte runs task bodies on its own loop thread, and a client kept across loops breaks (or is
+    closed later, by the garbage collector, on a loop that does not own its sockets).
     """
 
     def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
         self.name = f"openai:{config.model}"
         self._json_schema_supported = True
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._clients_lock = threading.Lock()
 
     @property
     def base_url(self) -> str:
@@ -120,26 +114,16 @@ class OpenAICompatLLM:
         return await complete_with_repair(call, messages, output)
 
     async def aclose(self) -> None:
-        """Close the HTTP client of the current event loop (clients of other loops are left alone)."""
-        with self._clients_lock:
-            client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        """Nothing stays open between calls; kept so callers may close any LLM alike."""
 
     def _client(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        with self._clients_lock:
-            client = self._clients.get(loop)
-            if client is None:
-                api_key = self.config.api_key.get_secret_value() if self.config.api_key else None
-                client = openai.AsyncOpenAI(
-                    api_key=api_key or PLACEHOLDER_API_KEY,
-                    base_url=self.base_url,
-                    timeout=self.config.timeout_s,
-                    max_retries=self.config.max_retries,
-                )
-                self._clients[loop] = client
-        return client
+        api_key = self.config.api_key.get_secret_value() if self.config.api_key else None
+        return openai.AsyncOpenAI(
+            api_key=api_key or PLACEHOLDER_API_KEY,
+            base_url=self.base_url,
+            timeout=self.config.timeout_s,
+            max_retries=self.config.max_retries,
+        )
 
     async def _call(self, messages: Sequence[Message], output: type[BaseModel], model: str) -> tuple[str, Usage]:
         structured = self._json_schema_supported
@@ -158,11 +142,12 @@ class OpenAICompatLLM:
             wire = with_schema_instructions(messages, output)
         started = time.perf_counter()
         try:
-            response = await self._client().chat.completions.create(
-                model=model,
-                messages=[_wire_message(m) for m in wire],
-                response_format=response_format,
-            )
+            async with self._client() as client:
+                response = await client.chat.completions.create(
+                    model=model,
+                    messages=[_wire_message(m) for m in wire],
+                    response_format=response_format,
+                )
         except openai.BadRequestError as exc:
             if structured and _rejects_json_schema(exc):
                 log.info("%s rejected json_schema output; using json_object from now on", self.base_url)
