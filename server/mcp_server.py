@@ -100,8 +100,8 @@ PlanDocument = Annotated[
         '"multiply", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]}]}. Each step has a unique positive '
         "`id`, an `agent`, and either `task` (natural language; the agent's LLM chooses its tools) or `tool` + "
         '`args` (called directly, no LLM). "$N" as a whole argument value is step N\'s result (a number stays a '
-        "number); $N inside a longer text is replaced by the result's text; \"$N.name\" picks a field of an object "
-        "result (e.g. \"$1.result\" of a code step). `depends_on` lists the steps a step "
+        'number); $N inside a longer text is replaced by the result\'s text; "$N.name" picks a field of an object '
+        'result (e.g. "$1.result" of a code step). `depends_on` lists the steps a step '
         "waits for. list_agents gives every agent's tools and their arguments. Omit when giving `request`.",
     ),
 ]

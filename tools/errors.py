@@ -1,8 +1,8 @@
 """Errors raised by tools.
 
-    ToolError            the tool refused its input or could not do the job; the message is
-                         written for a model or a person to read and act on
-      TransientToolError a failure worth retrying (network, rate limit, sandbox start)
+ToolError            the tool refused its input or could not do the job; the message is
+                     written for a model or a person to read and act on
+  TransientToolError a failure worth retrying (network, rate limit, sandbox start)
 """
 
 

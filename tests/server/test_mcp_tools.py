@@ -104,7 +104,14 @@ async def test_every_tool_is_listed_with_its_hints_and_an_output_schema(make_ser
     execute = next(tool for tool in tools if tool.name == "execute_plan")
     assert "60 seconds" in (execute.description or "")
     assert "wait=false" in (execute.description or "")
-    assert list(execute.input_schema["properties"]) == ["plan", "request", "wait", "synthesize", "idempotency_key", "engine"]
+    assert list(execute.input_schema["properties"]) == [
+        "plan",
+        "request",
+        "wait",
+        "synthesize",
+        "idempotency_key",
+        "engine",
+    ]
 
 
 # -- execute_plan ---------------------------------------------------------------------------------
