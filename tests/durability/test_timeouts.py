@@ -131,7 +131,7 @@ async def test_cancel_by_run_id_stops_the_sandboxed_step_and_the_waiting_caller_
         async with anyio.create_task_group() as group:
             group.start_soon(execute)
             spinning = await wait_for_sandbox()
-            app.cancel(record.id)
+            await app.cancel(record.id)
 
     assert done[0].status is RunStatus.CANCELLED
     assert [s.status for s in done[0].steps] == [StepStatus.CANCELLED, StepStatus.CANCELLED]
