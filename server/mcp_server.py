@@ -15,6 +15,7 @@ anything else reaches the client only as "Error executing tool ..." (the SDK log
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -53,6 +54,7 @@ from server.views import AgentsView, PlanView, RunsPage, RunView, agents_view, p
 logger = logging.getLogger(__name__)
 
 AppFactory = Callable[[Settings], App]
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 SERVER_NAME = "planner-mcp"
 INSTRUCTIONS = (
@@ -134,6 +136,15 @@ class _StateSlot:
         if self.state is None:
             raise RuntimeError("the planner-mcp server is not running")
         return self.state
+
+
+def _tool(server: MCPServer[ServerState], *, annotations: ToolAnnotations) -> Callable[[_Handler], _Handler]:
+    """Register a handler as a tool whose description is its docstring, dedented for the model."""
+
+    def register(handler: _Handler) -> _Handler:
+        return server.tool(annotations=annotations, description=inspect.getdoc(handler))(handler)
+
+    return register
 
 
 def default_app_factory(settings: Settings) -> App:
@@ -274,7 +285,8 @@ async def _submit_and_run(
 
 
 def _add_planning_tools(server: MCPServer[ServerState]) -> None:
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(title="Plan a request", read_only_hint=True, open_world_hint=False),
     )
     async def plan(
@@ -294,7 +306,8 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
             planned = await _plan_request(state, ctx, request)
         return plan_view(planned.plan)
 
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(
             title="Execute a plan",
             read_only_hint=False,
@@ -382,7 +395,8 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
             usage=usage,
         )
 
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(
             title="List agents and tools", read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
@@ -457,7 +471,8 @@ def _agent_tool(agent: str) -> Callable[..., Any]:
 
 
 def _add_run_tools(server: MCPServer[ServerState]) -> None:
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(
             title="List runs", read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
@@ -500,7 +515,8 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
             runs, next_cursor = state.app.store.list_runs(limit=limit, status=status, cursor=cursor)
         return RunsPage(runs=[summary_view(run) for run in runs], next_cursor=next_cursor)
 
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(
             title="Get a run", read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
@@ -513,7 +529,8 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
         with _fixable_errors():
             return await _polling_view(state, run_id)
 
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(
             title="Resume a run",
             read_only_hint=False,
@@ -540,7 +557,8 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
                 return await _start(state, run_id)
         return await _run_and_wait(state, run_id, ctx)
 
-    @server.tool(
+    @_tool(
+        server,
         annotations=ToolAnnotations(
             title="Cancel a run",
             read_only_hint=False,
