@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import threading
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, JsonValue, field_serializer, field_validator
+from pydantic_core import to_jsonable_python
 
 from planning import flyte_setup
 from planning.answer import plain_answer
@@ -72,10 +74,23 @@ class LocalRun:
 _LOCAL_RUNS: dict[str, LocalRun] = {}
 
 
+def _as_json_text(value: object) -> str:
+    return json.dumps(to_jsonable_python(value))
+
+
+def _from_json_text(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 class StepRequest(BaseModel):
     run_id: str
     step: Step
     inputs: dict[int, JsonValue]
+
+    # Flyte carries task I/O as msgpack, which holds no integer beyond 64 bits (an argument of
+    # 10**30, factorial(25) as an input): these cross as JSON text (never a valid value otherwise).
+    _to_wire = field_serializer("step", "inputs", when_used="json")(lambda self, value: _as_json_text(value))
+    _from_wire = field_validator("step", "inputs", mode="before")(_from_json_text)
 
 
 class PlanRequest(BaseModel):
@@ -83,6 +98,9 @@ class PlanRequest(BaseModel):
     plan: Plan
     succeeded: dict[int, StepOutcome] = {}
     request: str | None = None  # the user's words, for the answer when no store holds them
+
+    _to_wire = field_serializer("plan", when_used="json")(lambda self, value: _as_json_text(value))  # see StepRequest
+    _from_wire = field_validator("plan", mode="before")(_from_json_text)
 
 
 class RunResult(BaseModel):

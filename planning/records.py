@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field, JsonValue, ValidationInfo, field_serializer, field_validator
 
 from agents.llm.protocol import Usage
 from planning.plan import Plan
@@ -50,6 +52,22 @@ class StepOutcome(BaseModel):
     error: StepError | None = None
     attempts: int = 1
     usage: Usage = Field(default_factory=Usage)
+
+    # Flyte carries task I/O as msgpack, which holds no integer beyond 64 bits (factorial(25)): in
+    # JSON the result is JSON text, decoded when Flyte validates the output (context "deserialize").
+    @field_serializer("result", when_used="json")
+    def _result_to_wire(self, result: JsonValue) -> str:
+        return json.dumps(result)
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _result_from_wire(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str) and isinstance(info.context, dict) and info.context.get("deserialize"):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value  # written by a version that sent results as they are
+        return value
 
 
 class StepRecord(BaseModel):
