@@ -15,6 +15,9 @@ from pydantic import BaseModel, Field, JsonValue, ValidationError
 from planning.catalog import Catalog, format_validation_error
 from planning.plan import Plan, Step, is_whole_reference
 
+# Far beyond any plan's needs, and within what the run store (64-bit integers) can record.
+MAX_STEP_ID = 1_000_000_000
+
 
 class PlanLimits(BaseModel):
     """Bounds on what a plan may contain (hostile or runaway planners)."""
@@ -87,6 +90,10 @@ def validate_plan(plan: Plan, catalog: Catalog, limits: PlanLimits) -> list[Prob
     for step in plan.steps:
         if step.id < 1:
             problems.append(Problem(step_id=step.id, message="ids must be positive", fix="number steps 1, 2, 3, ..."))
+        elif step.id > MAX_STEP_ID:
+            problems.append(
+                Problem(step_id=step.id, message=f"ids go up to {MAX_STEP_ID:,}", fix="number steps 1, 2, 3, ...")
+            )
         if step.id in seen:
             problems.append(
                 Problem(
