@@ -13,7 +13,7 @@ import re
 
 from pydantic import JsonValue, ValidationError
 
-from agents.llm import LLM, Message, Usage
+from agents.llm import LLM, LLMOutputError, Message, Usage
 from agents.prompts import data_block, describe_tools
 from agents.schemas import turn_model
 from planning.catalog import AgentSpec, format_validation_error
@@ -26,7 +26,12 @@ _MAX_CALLS = 8
 
 
 class AgentFailedError(ToolError):
-    """The agent could not complete its task within its rounds; the message carries the last errors."""
+    """The agent could not complete its task within its rounds; the message carries the last errors
+    and `usage` what its LLM calls cost."""
+
+    def __init__(self, message: str, usage: Usage) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 def system_prompt(agent: AgentSpec) -> str:
@@ -55,33 +60,46 @@ class SpecialistRunner:
         usage = Usage()
         errors: list[str] = []
         for _ in range(self.max_rounds or agent.max_iterations):
-            completion = await self.llm.complete(messages, output, role=agent.name)
-            usage = usage + completion.usage
-            calls = completion.value.model_dump(mode="json")["calls"]
-            results: list[JsonValue] = []
-            lines: list[str] = []
-            errors = []
-            for number, call in enumerate(calls, start=1):
-                try:
-                    args = _resolve(call["args"], inputs, results)
-                    value = await agent.tool(call["tool"]).call(args)
-                except TransientToolError:
-                    raise
-                except ValidationError as exc:
-                    errors.append(f"call {number} ({call['tool']}): {'; '.join(format_validation_error(exc, 'args'))}")
-                    break
-                except (ToolError, LookupError) as exc:
-                    errors.append(f"call {number} ({call['tool']}): {exc}")
-                    break
-                results.append(value)
-                lines.append(f"{call['tool']}({_show_args(args)}) = {_short(result_text(value))}")
-            if not errors:
-                return AgentResult(value=results[-1], summary="; ".join(lines), usage=usage)
+            try:
+                completion = await self.llm.complete(messages, output, role=agent.name)
+            except LLMOutputError as exc:  # a reply outside the tool schemas: show the model why
+                usage = usage + (exc.usage or Usage())
+                errors = [f"the reply does not match the tools' parameters: {'; '.join(exc.errors[:5])}"]
+                reply = exc.raw
+            else:
+                usage = usage + completion.usage
+                calls = completion.value.model_dump(mode="json")["calls"]
+                results, lines, errors = await _run_calls(agent, calls, inputs)
+                if not errors:
+                    return AgentResult(value=results[-1], summary="; ".join(lines), usage=usage)
+                reply = json.dumps({"calls": calls})
             messages += [
-                Message(role="assistant", content=json.dumps({"calls": calls})),
-                Message(role="user", content="Some calls failed:\n" + "\n".join(errors) + "\nTry again."),
+                Message(role="assistant", content=reply),
+                Message(role="user", content="That did not work:\n" + "\n".join(errors) + "\nTry again."),
             ]
-        raise AgentFailedError(f"the {agent.name} agent could not complete the task: {'; '.join(errors)}")
+        raise AgentFailedError(f"the {agent.name} agent could not complete the task: {'; '.join(errors)}", usage)
+
+
+async def _run_calls(
+    agent: AgentSpec, calls: list[dict[str, JsonValue]], inputs: dict[int, JsonValue]
+) -> tuple[list[JsonValue], list[str], list[str]]:
+    """Run the calls in order until one fails: (results, one summary line per call, errors)."""
+    results: list[JsonValue] = []
+    lines: list[str] = []
+    for number, call in enumerate(calls, start=1):
+        tool = str(call["tool"])
+        try:
+            args = _resolve(call["args"], inputs, results)
+            value = await agent.tool(tool).call(args)
+        except TransientToolError:
+            raise
+        except ValidationError as exc:
+            return results, lines, [f"call {number} ({tool}): {'; '.join(format_validation_error(exc, 'args'))}"]
+        except (ToolError, LookupError) as exc:
+            return results, lines, [f"call {number} ({tool}): {exc}"]
+        results.append(value)
+        lines.append(f"{tool}({_show_args(args)}) = {_short(result_text(value))}")
+    return results, lines, []
 
 
 def _resolve(args: JsonValue, inputs: dict[int, JsonValue], results: list[JsonValue]) -> dict[str, JsonValue]:

@@ -75,7 +75,9 @@ class StepRunner:
             except UnresolvedReferenceError as exc:
                 return _failed("invalid_args", str(exc), attempt)
             except ToolError as exc:
-                return _failed("tool_error", str(exc), attempt)
+                # An agent that gave up reports what its LLM calls cost.
+                usage = getattr(exc, "usage", None)
+                return _failed("tool_error", str(exc), attempt, usage if isinstance(usage, Usage) else Usage())
             except LLMError as exc:
                 return _failed("llm_error", str(exc), attempt)
 
@@ -91,5 +93,10 @@ class StepRunner:
         return StepOutcome(status=StepStatus.SUCCEEDED, result=result.value, summary=result.summary, usage=result.usage)
 
 
-def _failed(kind: str, message: str, attempts: int) -> StepOutcome:
-    return StepOutcome(status=StepStatus.FAILED, error=StepError(kind=kind, message=message), attempts=attempts)
+def _failed(kind: str, message: str, attempts: int, usage: Usage | None = None) -> StepOutcome:
+    return StepOutcome(
+        status=StepStatus.FAILED,
+        error=StepError(kind=kind, message=message),
+        attempts=attempts,
+        usage=usage or Usage(),
+    )

@@ -189,14 +189,19 @@ async def test_an_argument_of_the_wrong_type_at_run_time_is_not_retried_and_call
     assert open_meteo.requests == []
 
 
-async def test_a_reply_that_does_not_match_the_tools_schema_is_not_retried(open_app: OpenApp) -> None:
-    llm = ScriptedLLM([{"calls": [{"tool": "no_such_tool", "args": {}}]}])
+async def test_a_reply_that_does_not_match_the_tools_schema_goes_back_to_the_model_but_is_not_retried(
+    open_app: OpenApp,
+) -> None:
+    llm = ScriptedLLM(lambda messages, output, role: {"calls": [{"tool": "no_such_tool", "args": {}}]})
+    app = open_app(llm=llm)
 
-    record = await run(open_app(llm=llm), MATH_TASK)
+    record = await run(app, MATH_TASK)
 
     step = record.steps[0]
-    assert (step.status, step.attempts, step.error and step.error.kind) == (StepStatus.FAILED, 1, "llm_error")
-    assert (len(llm.calls), llm.remaining) == (1, 0)
+    assert (step.status, step.attempts, step.error and step.error.kind) == (StepStatus.FAILED, 1, "tool_error")
+    assert len(llm.calls) == app.catalog.agent("math").max_iterations  # repair rounds, within one attempt
+    assert "does not match the tools' parameters" in llm.calls[1].messages[-1].content
+    assert step.usage.calls == len(llm.calls)  # what a failed step cost is recorded too
 
 
 async def test_bad_tool_arguments_from_the_model_go_back_to_it_but_never_retry_the_step(open_app: OpenApp) -> None:
