@@ -105,6 +105,9 @@ CASES: dict[str, Case] = {
         '{"steps": [{"id": "one", "agent": 5, "tool": [], "args": [1], "depends_on": "x"}]}',
         "id: Input should be a valid integer",
     ),
+    "a step id beyond 64 bits": run_plan(
+        plan_text(tool_step(100_000_000_000_000_000_000_000)), "ids go up to 1,000,000,000"
+    ),
     "a bare number": run_plan("42", "Input should be a valid dictionary"),
     "null": run_plan("null", "Input should be a valid dictionary"),
     "an unknown field": run_plan(plan_text(tool_step(priority="high")), "priority: Extra inputs are not permitted"),
@@ -212,6 +215,28 @@ def test_text_with_nul_bidi_marks_markup_and_emoji_codes_is_kept_exactly(workspa
     assert status == 0
     assert "[/]" in stdout
     assert ":SMILE:" in stdout
+
+
+def test_integers_beyond_64_bits_flow_between_steps_exactly(workspace: Workspace, cli: Cli) -> None:
+    plan = workspace.root / "plan.json"
+    big = 10**30
+    plan.write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {"id": 1, "agent": "math", "tool": "factorial", "args": {"n": 25}},
+                    {"id": 2, "agent": "math", "tool": "add", "args": {"a": "$1", "b": big}},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    status, stdout, stderr = cli("run", "--plan", str(plan), "--json")
+
+    assert status == 0, stderr
+    record = RunRecord.model_validate_json(stdout)
+    assert [s.result for s in record.steps] == [15511210043330985984000000, 15511210043330985984000000 + big]
 
 
 def test_the_installed_cli_refuses_the_nastiest_inputs_in_real_processes_and_then_runs_a_good_plan(
