@@ -7,7 +7,8 @@ run store: it says which steps really ran, in which process, even when the store
 
 The environment also controls timing: PLANNER_LEDGER_DELAY_SCALE multiplies every step's `delay_s`
 (0 makes a run instant), and while PLANNER_LEDGER_GATE names a file that does not exist yet, a step
-waits after its start line until the test creates it.
+waits after its start line until the test creates it (only the steps listed in
+PLANNER_LEDGER_GATED_STEPS, e.g. "4,5", when that is set).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tools.errors import ToolError
 LEDGER_ENV = "PLANNER_LEDGER"
 SCALE_ENV = "PLANNER_LEDGER_DELAY_SCALE"
 GATE_ENV = "PLANNER_LEDGER_GATE"
+GATED_STEPS_ENV = "PLANNER_LEDGER_GATED_STEPS"
 # A gate nobody opens fails the step instead of hanging the run.
 GATE_WAIT_S = 60.0
 _GATE_POLL_S = 0.01
@@ -48,9 +50,10 @@ def record(event: str, tag: str, step: int) -> None:
         os.close(fd)
 
 
-async def _wait_for_gate() -> None:
+async def _wait_for_gate(step: int) -> None:
     gate = os.environ.get(GATE_ENV)
-    if not gate:
+    gated = os.environ.get(GATED_STEPS_ENV)
+    if not gate or (gated and str(step) not in gated.split(",")):
         return
     with anyio.move_on_after(GATE_WAIT_S):
         # Another process (the test) creates the file: there is no event to wait on, so poll.
@@ -64,7 +67,7 @@ async def work(tag: str, step: int, inputs: list[str] | None = None, delay_s: No
     """Record the step's start in the ledger, wait `delay_s` seconds, record its end, and return
     `"<step>(<inputs joined by commas>)"`, so a result shows every result it was built from."""
     record("start", tag, step)
-    await _wait_for_gate()
+    await _wait_for_gate(step)
     await anyio.sleep(delay_s * float(os.environ.get(SCALE_ENV) or 1))
     record("end", tag, step)
     return f"{step}({','.join(inputs or [])})"

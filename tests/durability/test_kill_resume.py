@@ -28,7 +28,7 @@ from planning.store import RunStore
 from server import app as app_module
 from server.app import App
 from tests.durability.harness import LedgerLine, StoreView, Workspace, finish, kill, wait_until
-from tests.durability.ledger_catalog import GATE_ENV, SCALE_ENV
+from tests.durability.ledger_catalog import GATE_ENV, GATED_STEPS_ENV, SCALE_ENV
 
 # A 7-step DAG with parallel branches and $N chains; the critical path 2 -> 4 -> 5 -> 7 takes 1.3 s.
 TAG = "k"
@@ -155,13 +155,11 @@ def test_a_run_killed_mid_step_is_interrupted_after_a_restart_and_resumes_to_the
     workspace: Workspace, reference: tuple[Workspace, RunRecord]
 ) -> None:
     log = KillLog(workspace)
-    process = workspace.start("run", "--plan", str(write_plan(workspace)))
+    # Step 4 waits at a gate nobody opens: the kill surely lands while it runs.
+    gate = {GATE_ENV: str(workspace.root / "never"), GATED_STEPS_ENV: "4"}
+    process = workspace.start("run", "--plan", str(write_plan(workspace)), env=gate)
 
-    def step_4_in_flight() -> bool:
-        events = {(line.event, line.step) for line in workspace.ledger_lines()}
-        return ("start", 4) in events and ("end", 4) not in events
-
-    wait_until("step 4 to start", step_4_in_flight)
+    wait_until("step 4 to start", lambda: 4 in starts(workspace.ledger_lines()))
     view = log.killed(process)
 
     assert (view.status, view.steps[4]) == (RunStatus.RUNNING, StepStatus.RUNNING)

@@ -82,7 +82,8 @@ def alive(pids: set[int]) -> set[int]:
 
 
 async def test_a_sandboxed_step_past_its_time_limit_fails_as_timeout_and_its_sandbox_is_killed(app: App) -> None:
-    record = app.submit(app.parse({"steps": [{**SPIN, "timeout_s": 1}]}))
+    # Long enough for the sandbox to start on a busy machine, far below its own 10 s wall clock.
+    record = app.submit(app.parse({"steps": [{**SPIN, "timeout_s": 2}]}))
     done: list[RunRecord] = []
 
     async def execute() -> None:
@@ -96,7 +97,7 @@ async def test_a_sandboxed_step_past_its_time_limit_fails_as_timeout_and_its_san
 
     step = done[0].steps[0]
     assert (done[0].status, step.status, step.attempts) == (RunStatus.FAILED, StepStatus.FAILED, 1)
-    assert step.error == StepError(kind="timeout", message="the step took longer than its limit of 1 s")
+    assert step.error == StepError(kind="timeout", message="the step took longer than its limit of 2 s")
     assert alive(spinning) == set()
     assert alive(sandbox_processes()) == set()
 
