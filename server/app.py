@@ -123,7 +123,15 @@ class App:
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
         self.store.reset_unfinished_steps(run_id)
-        return await self.engine.run(run_id, on_event, synthesize=synthesize)
+        try:
+            return await self.engine.run(run_id, on_event, synthesize=synthesize)
+        except Exception as exc:
+            # The engine broke before recording an end: never leave the run `running` behind.
+            if not self.store.get_run(run_id).status.finished:
+                self.store.finish_run(
+                    run_id, RunStatus.FAILED, error=f"internal error ({type(exc).__name__}: {exc}); resume it"
+                )
+            raise
 
     resume = execute
 
