@@ -18,20 +18,11 @@ from agents.prompts import data_block, describe_tools
 from agents.schemas import turn_model
 from planning.catalog import AgentSpec, format_validation_error
 from planning.plan import resolve_references, result_text
-from planning.steps import AgentResult
+from planning.steps import AgentFailedError, AgentResult
 from tools.errors import ToolError, TransientToolError
 
 _CALL_REFERENCE = re.compile(r"#(\d+)")
 _MAX_CALLS = 8
-
-
-class AgentFailedError(ToolError):
-    """The agent could not complete its task within its rounds; the message carries the last errors
-    and `usage` what its LLM calls cost."""
-
-    def __init__(self, message: str, usage: Usage) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 def system_prompt(agent: AgentSpec) -> str:

@@ -29,6 +29,15 @@ class AgentResult(BaseModel):
     usage: Usage = Usage()
 
 
+class AgentFailedError(ToolError):
+    """An agent could not complete its task within its rounds; the message carries the last errors
+    and `usage` what its LLM calls cost."""
+
+    def __init__(self, message: str, usage: Usage) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
 RunAgent = Callable[[AgentSpec, str, dict[int, JsonValue]], Awaitable[AgentResult]]
 
 
@@ -74,10 +83,10 @@ class StepRunner:
                 return _failed("invalid_args", f"{step.tool}: {'; '.join(lines)}", attempt)
             except UnresolvedReferenceError as exc:
                 return _failed("invalid_args", str(exc), attempt)
+            except AgentFailedError as exc:
+                return _failed("tool_error", str(exc), attempt, exc.usage)
             except ToolError as exc:
-                # An agent that gave up reports what its LLM calls cost.
-                usage = getattr(exc, "usage", None)
-                return _failed("tool_error", str(exc), attempt, usage if isinstance(usage, Usage) else Usage())
+                return _failed("tool_error", str(exc), attempt)
             except LLMError as exc:
                 return _failed("llm_error", str(exc), attempt)
 
