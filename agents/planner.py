@@ -63,8 +63,9 @@ Write a JSON plan: {{"steps": [...]}}. Each step has:
   when the agent must work out the arguments itself;
 - "depends_on": the ids of the steps whose results it needs.
 Pass a result on with "$N" (N = step id) as an argument value; "$N" keeps numbers as numbers.
-Use as few steps as the request needs. Copy values from the request exactly, and fill every
-parameter the request gives a value for, optional ones too (e.g. which letter to count).
+Use as few steps as the request needs. Copy values from the request exactly. An optional
+parameter gets a value only when the request states one (the letter in "how many r's"); otherwise
+null. For the code agent use a "task": it writes and runs the program itself.
 
 Example (only to show the format; never copy its values):
 Request: {EXAMPLE_REQUEST}

@@ -62,7 +62,12 @@ class SpecialistRunner:
                 calls = completion.value.model_dump(mode="json")["calls"]
                 results, lines, errors = await _run_calls(agent, calls, inputs)
                 if not errors:
-                    return AgentResult(value=results[-1], summary="; ".join(lines), usage=usage)
+                    try:
+                        value = agent.finish(results[-1]) if agent.finish else results[-1]
+                    except ToolError as exc:
+                        errors = [str(exc)]
+                    else:
+                        return AgentResult(value=value, summary="; ".join(lines), usage=usage)
                 reply = json.dumps({"calls": calls})
             messages += [
                 Message(role="assistant", content=reply),

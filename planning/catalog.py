@@ -86,6 +86,9 @@ class AgentSpec:
     max_concurrency: int = 4
     timeout_s: float = 120.0
     max_iterations: int = 4
+    # Turns an agent step's last tool result into the step's value; raises ToolError when the
+    # result means the task failed (the agent then sees why and tries again).
+    finish: Callable[[JsonValue], JsonValue] | None = None
     tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -94,3 +94,19 @@ def test_the_turn_schema_only_admits_the_agents_own_tools() -> None:
 
     tools = [d["properties"]["tool"] for d in schema["$defs"].values() if "tool" in d.get("properties", {})]
     assert tools == [{"const": "reverse", "title": "Tool", "type": "string"}]
+
+
+async def test_a_failing_program_goes_back_to_the_code_agent_and_the_fixed_ones_result_is_the_value() -> None:
+    from agents.catalog import build_catalog
+    from planning.settings import Settings
+
+    code = build_catalog(Settings()).agent("code")
+    broken = {"calls": [{"tool": "run_python", "args": {"code": "def f(n): if n: return n", "timeout_s": None}}]}
+    fixed = {"calls": [{"tool": "run_python", "args": {"code": "result = sum(range(10))", "timeout_s": None}}]}
+    llm = ScriptedLLM([broken, fixed])
+
+    result = await SpecialistRunner(llm)(code, "Sum the numbers below 10 with Python", {})
+
+    assert result.value == 45
+    feedback = llm.calls[1].messages[-1].content
+    assert "the program failed" in feedback and "SyntaxError" in feedback
