@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from pydantic import JsonValue, ValidationError
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from agents.llm import LLM, LLMOutputError, Message, Usage
 from agents.prompts import data_block, describe_tools
@@ -41,9 +41,12 @@ class SpecialistRunner:
     def __init__(self, llm: LLM, *, max_rounds: int | None = None) -> None:
         self.llm = llm
         self.max_rounds = max_rounds
+        self._turns: dict[AgentSpec, type[BaseModel]] = {}  # reply schemas, built once per agent
 
     async def __call__(self, agent: AgentSpec, task: str, inputs: dict[int, JsonValue]) -> AgentResult:
-        output = turn_model(agent)
+        output = self._turns.get(agent)
+        if output is None:
+            output = self._turns[agent] = turn_model(agent)
         messages = [
             Message(role="system", content=system_prompt(agent)),
             Message(role="user", content="\n\n".join(filter(None, [data_block(inputs), f"Task: {task}"]))),

@@ -30,7 +30,8 @@ class Synthesizer:
         succeeded = {s.id: s.result for s in record.steps if s.status is StepStatus.SUCCEEDED}
         if self.llm is None or not record.request or not succeeded:
             return fallback, Usage()
-        finals = [s for s in record.steps if s.id in set(final_steps(record)) and s.status is StepStatus.SUCCEEDED]
+        final_ids = set(final_steps(record))
+        finals = [s for s in record.steps if s.id in final_ids and s.status is StepStatus.SUCCEEDED]
         messages = [
             Message(
                 role="system",

@@ -89,7 +89,7 @@ class AgentSpec:
     # Turns an agent step's last tool result into the step's value; raises ToolError when the
     # result means the task failed (the agent then sees why and tries again).
     finish: Callable[[JsonValue], JsonValue] | None = None
-    tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False)
+    tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False, compare=False)  # derived from tools
 
     def __post_init__(self) -> None:
         by_name: dict[str, ToolSpec] = {}

@@ -80,10 +80,16 @@ class App:
 
         Raises LLMNotConfiguredError without an LLM.
         """
-        llm = llm or self.llm
-        if llm is None:
+        if llm is not None:
+            return await Planner(llm, self.catalog, self.settings.plan_limits).plan(request)
+        if self.planner is None:
             raise LLMNotConfiguredError("Planning a request needs an LLM and none is configured.")
-        return await Planner(llm, self.catalog, self.settings.plan_limits).plan(request)
+        return await self.planner.plan(request)
+
+    @cached_property
+    def planner(self) -> Planner | None:
+        """The planner on the app's own LLM, built once (its reply schema covers the whole catalog)."""
+        return Planner(self.llm, self.catalog, self.settings.plan_limits) if self.llm is not None else None
 
     @cached_property
     def remote(self) -> RemoteEngine:

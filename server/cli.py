@@ -32,7 +32,7 @@ from agents.planner import PlanningError  # noqa: E402
 from planning.catalog import CatalogFactoryError  # noqa: E402
 from planning.engine import StepEvent  # noqa: E402
 from planning.mermaid import flowchart, gantt  # noqa: E402
-from planning.plan import result_text  # noqa: E402
+from planning.plan import plan_json_schema, result_text  # noqa: E402
 from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
 from planning.remote import PLAN_TASK, FlytePhase, RemoteError  # noqa: E402
 from planning.settings import Settings  # noqa: E402
@@ -107,7 +107,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             out.print(f"{record.id}: {record.status.value}")
             return 0
         if args.command == "schema":
-            _plain(out, json.dumps(app.catalog.describe() if args.agents else _plan_schema(), indent=2))
+            _plain(out, json.dumps(app.catalog.describe() if args.agents else plan_json_schema(), indent=2))
             return 0
         raise AssertionError(args.command)
     finally:
@@ -250,12 +250,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number of 1 or more")
     return value
-
-
-def _plan_schema() -> dict[str, object]:
-    from planning.plan import plan_json_schema
-
-    return plan_json_schema()
 
 
 def _parser() -> argparse.ArgumentParser:
