@@ -124,11 +124,11 @@ class RunStore:
         # Autocommit mode; multi-statement changes use explicit BEGIN IMMEDIATE.
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=30000")
         try:
+            self._enable_wal()
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
         except BaseException:
             self._db.close()
@@ -137,6 +137,21 @@ class RunStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _enable_wal(self, patience_s: float = 30.0) -> None:
+        """Switch a new file to WAL (it stays so). Several processes opening a new store at once
+        race for that switch, and SQLite answers the losers "locked" without waiting: retry."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                    return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            if time.monotonic() > deadline:
+                raise StoreError(f"{self.path} stayed locked for {patience_s:g} s; is another program holding it?")
+            time.sleep(0.02)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
