@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import os
 
-from pydantic import JsonValue
-
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.settings import Settings
 from tools import math, string
-from tools.code import Sandbox
-from tools.errors import ToolError
+from tools.code import Sandbox, program_value
 from tools.weather import WeatherTools
 from tools.web_search import WebSearchConfig, WebSearchTools
-
-
-def program_value(run: JsonValue) -> JsonValue:
-    """A code step's value: the program's `result`, else its printed output; a failed program is
-    sent back to the code agent with its error."""
-    if not isinstance(run, dict):
-        return run
-    if run.get("exit_code") != 0 or run.get("timed_out") or run.get("result_error"):
-        problem = run.get("result_error") or str(run.get("stderr", ""))[-1500:] or f"exit code {run.get('exit_code')}"
-        raise ToolError(f"the program failed: {problem}")
-    if run.get("result") is not None:
-        return run["result"]
-    return str(run.get("stdout", "")).strip()
 
 
 def _tools(*functions: object) -> tuple[ToolSpec, ...]:

@@ -19,7 +19,7 @@ from agents.schemas import turn_model
 from planning.catalog import AgentSpec, format_validation_error
 from planning.plan import resolve_references, result_text
 from planning.steps import AgentFailedError, AgentResult
-from tools.errors import ToolError, TransientToolError
+from tools.errors import ToolError, ToolUnavailableError, TransientToolError
 
 _CALL_REFERENCE = re.compile(r"#(\d+)")
 _MAX_CALLS = 8
@@ -53,6 +53,7 @@ class SpecialistRunner:
         ]
         usage = Usage()
         errors: list[str] = []
+        failed_details: JsonValue = None  # what the last failed result left (a failed program's run)
         for _ in range(self.max_rounds or agent.max_iterations):
             try:
                 completion = await self.llm.complete(messages, output, role=agent.name)
@@ -67,16 +68,19 @@ class SpecialistRunner:
                 if not errors:
                     try:
                         value = agent.finish(results[-1]) if agent.finish else results[-1]
-                    except ToolError as exc:
-                        errors = [str(exc)]
+                    except ToolError as exc:  # e.g. the program failed: the model sees its error
+                        errors, failed_details = [str(exc)], exc.details
                     else:
-                        return AgentResult(value=value, summary="; ".join(lines), usage=usage)
+                        details = results[-1] if agent.finish else None
+                        return AgentResult(value=value, summary="; ".join(lines), usage=usage, details=details)
                 reply = json.dumps({"calls": calls})
             messages += [
                 Message(role="assistant", content=reply),
                 Message(role="user", content="That did not work:\n" + "\n".join(errors) + "\nTry again."),
             ]
-        raise AgentFailedError(f"the {agent.name} agent could not complete the task: {'; '.join(errors)}", usage)
+        raise AgentFailedError(
+            f"the {agent.name} agent could not complete the task: {'; '.join(errors)}", usage, failed_details
+        )
 
 
 async def _run_calls(
@@ -90,8 +94,8 @@ async def _run_calls(
         try:
             args = _resolve(call["args"], inputs, results)
             value = await agent.tool(tool).call(args)
-        except TransientToolError:
-            raise
+        except (TransientToolError, ToolUnavailableError):
+            raise  # retrying later, or the operator's fix, helps; another round of the model does not
         except ValidationError as exc:
             return results, lines, [f"call {number} ({tool}): {'; '.join(format_validation_error(exc, 'args'))}"]
         except (ToolError, LookupError) as exc:

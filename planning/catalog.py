@@ -86,8 +86,9 @@ class AgentSpec:
     max_concurrency: int = 4
     timeout_s: float = 120.0
     max_iterations: int = 4
-    # Turns an agent step's last tool result into the step's value; raises ToolError when the
-    # result means the task failed (the agent then sees why and tries again).
+    # Turns a tool result into the step's value, for tool steps and (the last call's) agent steps
+    # alike; raises ToolError when the result means the task failed: a tool step fails, an agent
+    # sees why and tries again. The raw result is kept as the step's `details`.
     finish: Callable[[JsonValue], JsonValue] | None = None
     tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False, compare=False)  # derived from tools
 

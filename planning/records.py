@@ -43,6 +43,12 @@ class StepError(BaseModel):
     message: str
 
 
+DETAILS = (
+    "What the tool reported beyond the step's value, for inspection: for a code step the whole run of "
+    "the program (stdout, stderr, exit code, limit hit, tier, bwrap, duration), also when it failed."
+)
+
+
 class StepOutcome(BaseModel):
     """What running one step produced (also the Flyte task output of a step)."""
 
@@ -52,14 +58,15 @@ class StepOutcome(BaseModel):
     error: StepError | None = None
     attempts: int = 1
     usage: Usage = Field(default_factory=Usage)
+    details: JsonValue = Field(default=None, description=DETAILS)
 
     # Flyte carries task I/O as msgpack, which holds no integer beyond 64 bits (factorial(25)): in
     # JSON the result is JSON text, decoded when Flyte validates the output (context "deserialize").
-    @field_serializer("result", when_used="json")
+    @field_serializer("result", "details", when_used="json")
     def _result_to_wire(self, result: JsonValue) -> str:
         return json.dumps(result)
 
-    @field_validator("result", mode="before")
+    @field_validator("result", "details", mode="before")
     @classmethod
     def _result_from_wire(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str) and isinstance(info.context, dict) and info.context.get("deserialize"):
@@ -81,6 +88,7 @@ class StepRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     usage: Usage = Field(default_factory=Usage)
+    details: JsonValue = Field(default=None, description=DETAILS)
 
     @property
     def duration_s(self) -> float | None:

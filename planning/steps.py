@@ -27,14 +27,15 @@ class AgentResult(BaseModel):
     value: JsonValue
     summary: str
     usage: Usage = Usage()
+    details: JsonValue = None  # the last tool result, when the agent's `finish` made the value of it
 
 
 class AgentFailedError(ToolError):
-    """An agent could not complete its task within its rounds; the message carries the last errors
-    and `usage` what its LLM calls cost."""
+    """An agent could not complete its task within its rounds; the message carries the last errors,
+    `usage` what its LLM calls cost and `details` the last failed result (a failed program's run)."""
 
-    def __init__(self, message: str, usage: Usage) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, usage: Usage, details: JsonValue = None) -> None:
+        super().__init__(message, details)
         self.usage = usage
 
 
@@ -84,9 +85,9 @@ class StepRunner:
             except UnresolvedReferenceError as exc:
                 return _failed("invalid_args", str(exc), attempt)
             except AgentFailedError as exc:
-                return _failed("tool_error", str(exc), attempt, exc.usage)
-            except ToolError as exc:
-                return _failed("tool_error", str(exc), attempt)
+                return _failed("tool_error", str(exc), attempt, exc.usage, exc.details)
+            except ToolError as exc:  # also a code step whose program failed: `details` holds its run
+                return _failed("tool_error", str(exc), attempt, details=exc.details)
             except LLMError as exc:
                 return _failed("llm_error", str(exc), attempt)
 
@@ -94,18 +95,31 @@ class StepRunner:
         if step.tool is not None:
             args = resolve_references(step.args or {}, inputs)
             assert isinstance(args, dict)
-            value = await agent.tool(step.tool).call(args)
-            return StepOutcome(status=StepStatus.SUCCEEDED, result=value)
+            raw = await agent.tool(step.tool).call(args)
+            if agent.finish is None:
+                return StepOutcome(status=StepStatus.SUCCEEDED, result=raw)
+            # The same value as an agent step of this agent gets (e.g. a program's `result`); a
+            # ToolError here (a failed program) fails the step with `raw` kept as its details.
+            return StepOutcome(status=StepStatus.SUCCEEDED, result=agent.finish(raw), details=raw)
         task = resolve_references(step.task or "", inputs)
         assert isinstance(task, str)
         result = await (self.run_agent or _no_llm)(agent, task, inputs)
-        return StepOutcome(status=StepStatus.SUCCEEDED, result=result.value, summary=result.summary, usage=result.usage)
+        return StepOutcome(
+            status=StepStatus.SUCCEEDED,
+            result=result.value,
+            summary=result.summary,
+            usage=result.usage,
+            details=result.details,
+        )
 
 
-def _failed(kind: str, message: str, attempts: int, usage: Usage | None = None) -> StepOutcome:
+def _failed(
+    kind: str, message: str, attempts: int, usage: Usage | None = None, details: JsonValue = None
+) -> StepOutcome:
     return StepOutcome(
         status=StepStatus.FAILED,
         error=StepError(kind=kind, message=message),
         attempts=attempts,
         usage=usage or Usage(),
+        details=details,
     )

@@ -106,6 +106,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN flyte_run_name TEXT;
     ALTER TABLE runs ADD COLUMN flyte_url TEXT;
     """,
+    """
+    ALTER TABLE steps ADD COLUMN details TEXT;
+    """,
 )
 
 
@@ -317,7 +320,7 @@ class RunStore:
         """Before a resume: every step that did not succeed runs again."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE steps SET status = ?, error = NULL, result = NULL, summary = NULL, started_at = NULL,"
+                "UPDATE steps SET status = ?, error = NULL, result = NULL, summary = NULL, details = NULL, started_at = NULL,"
                 " finished_at = NULL WHERE run_id = ? AND status != ?",
                 (StepStatus.PENDING, run_id, StepStatus.SUCCEEDED),
             )
@@ -350,13 +353,14 @@ class RunStore:
         usage = outcome.usage
         with self._transaction() as db:
             db.execute(
-                "UPDATE steps SET status = ?, result = ?, summary = ?, error = ?, finished_at = ?,"
+                "UPDATE steps SET status = ?, result = ?, summary = ?, details = ?, error = ?, finished_at = ?,"
                 " attempts = MAX(attempts, ?), llm_calls = ?, prompt_tokens = ?, completion_tokens = ?,"
                 " llm_latency_s = ? WHERE run_id = ? AND step_id = ?",
                 (
                     outcome.status,
                     json.dumps(outcome.result),
                     outcome.summary,
+                    json.dumps(outcome.details) if outcome.details is not None else None,
                     outcome.error.model_dump_json() if outcome.error else None,
                     time.time(),
                     outcome.attempts,
@@ -439,6 +443,7 @@ def _step_record(row: sqlite3.Row) -> StepRecord:
         attempts=row["attempts"],
         result=json.loads(row["result"]) if row["result"] is not None else None,
         summary=row["summary"],
+        details=json.loads(row["details"]) if row["details"] is not None else None,
         error=StepError.model_validate_json(row["error"]) if row["error"] else None,
         started_at=_time(row["started_at"]),
         finished_at=_time(row["finished_at"]),

@@ -103,7 +103,7 @@ PlanDocument = Annotated[
         "`id`, an `agent`, and either `task` (natural language; the agent's LLM chooses its tools) or `tool` + "
         '`args` (called directly, no LLM). "$N" as a whole argument value is step N\'s result (a number stays a '
         'number); $N inside a longer text is replaced by the result\'s text; "$N.name" picks a field of an object '
-        'result (e.g. "$1.result" of a code step). `depends_on` lists the steps a step '
+        'result (e.g. "$1.temperature_c" of a weather step). `depends_on` lists the steps a step '
         "waits for. list_agents gives every agent's tools and their arguments. Omit when giving `request`.",
     ),
 ]

@@ -16,7 +16,7 @@ from agents.llm.protocol import Usage
 from planning.catalog import Catalog
 from planning.mermaid import flowchart, gantt
 from planning.plan import Plan
-from planning.records import RunRecord, RunStatus, RunSummary, StepError, StepStatus
+from planning.records import DETAILS, RunRecord, RunStatus, RunSummary, StepError, StepStatus
 from planning.remote import FlyteRunSummary
 
 
@@ -33,6 +33,7 @@ class StepView(BaseModel):
     status: StepStatus
     result: JsonValue = Field(default=None, description="The step's result when it succeeded.")
     summary: str | None = None
+    details: JsonValue = Field(default=None, description=DETAILS)
     error: StepError | None = Field(default=None, description="Why the step did not succeed.")
     attempts: int = 0
     started_at: datetime | None = None
@@ -133,6 +134,7 @@ def run_view(record: RunRecord, *, finished: bool | None = None, next_hint: str 
                 status=step.status,
                 result=step.result,
                 summary=step.summary,
+                details=step.details,
                 error=step.error,
                 attempts=step.attempts,
                 started_at=step.started_at,

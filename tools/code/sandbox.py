@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
 import tempfile
 from dataclasses import dataclass
@@ -23,13 +22,12 @@ from typing import Annotated
 import anyio
 from pydantic import Field
 
-from tools.code import _process, _report, tiers
+from tools.code import _process, _report, rundirs, tiers
 from tools.code.models import TIERS, LimitName, PythonRun, SandboxLimits, Tier
+from tools.code.tiers import ENV_TIER
 from tools.errors import ToolError, TransientToolError
 
 logger = logging.getLogger(__name__)
-
-ENV_TIER = "PLANNER_MCP_SANDBOX_TIER"
 
 _RUNNER_NAME = "runner.py"
 _PROGRAM_NAME = "main.py"
@@ -46,16 +44,18 @@ def _runner_source() -> bytes:
 @dataclass(frozen=True)
 class _Prepared:
     run_dir: str
+    owner: int  # the run dir's lock, held while the run lasts (see rundirs)
     argv: list[str]
     cwd: str
 
 
 class Sandbox:
-    """Runs untrusted Python programs in the strongest isolation available (see `detect_tier`).
+    """Runs untrusted Python programs in the bubblewrap sandbox (see tiers.py), or fails closed.
 
-    `tier` (or the environment variable PLANNER_MCP_SANDBOX_TIER) may ask for a weaker tier, for
-    tests of the fallbacks; a stronger tier than the machine offers is never used. Several runs may
-    be in flight at once: each has its own temp dir, processes and namespaces.
+    A weaker tier runs only when the operator names it: `tier`, or the environment variable
+    PLANNER_MCP_SANDBOX_TIER (the weaker of the two wins); every result of a weaker tier carries a
+    warning saying what it exposes. Several runs may be in flight at once: each has its own temp
+    dir, processes and namespaces.
     """
 
     def __init__(self, limits: SandboxLimits | None = None, tier: Tier | None = None) -> None:
@@ -67,9 +67,9 @@ class Sandbox:
             if value not in TIERS:
                 raise ValueError(f"{source}={value!r} is not a sandbox tier; use one of {', '.join(TIERS)}")
             weakest = max(weakest, TIERS.index(value))
-        # The weakest request wins: forcing a tier can only lower the isolation, never raise it.
-        self._requested: Tier = TIERS[weakest]
+        self.tier: Tier = TIERS[weakest]
         self._setup: tiers.TierSetup | None = None
+        rundirs.remove_leftovers_once(tempfile.gettempdir())
 
     async def run_python(
         self,
@@ -101,7 +101,7 @@ class Sandbox:
             return await self._execute(setup, prepared, wall_s)
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_remove_run_dir, prepared.run_dir)
+                await anyio.to_thread.run_sync(rundirs.remove, prepared.run_dir, prepared.owner)
 
     def _check(self, code: object, timeout_s: object) -> float:
         """The wall-clock limit for this run; ToolError naming the fix for bad input."""
@@ -138,19 +138,17 @@ class Sandbox:
 
     async def _tier_setup(self) -> tiers.TierSetup:
         if self._setup is None:
-            # Probing starts subprocesses: once per process, off the event loop.
-            self._setup = await anyio.to_thread.run_sync(tiers.resolve, self._requested)
-            if self._setup.tier != self._requested:
-                logger.warning(
-                    "code sandbox: %s was asked for, %s is the strongest that works here",
-                    self._requested,
-                    self._setup.tier,
-                )
+            # Probing starts subprocesses: off the event loop. SandboxUnavailableError when the tier
+            # does not work here: the step fails with the fix, and the next run probes again.
+            setup = await anyio.to_thread.run_sync(tiers.resolve, self.tier)
+            if setup.warning:
+                logger.warning("code sandbox: %s", setup.warning)
+            self._setup = setup
         return self._setup
 
     def _prepare(self, setup: tiers.TierSetup, code: str) -> _Prepared:
         """Create the run's temp dir with the runner and the program, and the command line (blocking)."""
-        run_dir = tempfile.mkdtemp(prefix="planner-sandbox-")
+        run_dir, owner = rundirs.create()
         try:
             runner = os.path.join(run_dir, _RUNNER_NAME)
             program = os.path.join(run_dir, _PROGRAM_NAME)
@@ -187,9 +185,9 @@ class Sandbox:
             prefix = tiers.command_prefix(setup, self.limits.work_dir_bytes, binds)
             # The report pipe's fd is filled in at spawn time, once the pipe exists.
             argv = [*prefix, runner, program, _REPORT_FD, json.dumps(limits)]
-            return _Prepared(run_dir, argv, cwd)
+            return _Prepared(run_dir, owner, argv, cwd)
         except BaseException:
-            _remove_run_dir(run_dir)
+            rundirs.remove(run_dir, owner)
             raise
 
     async def _execute(self, setup: tiers.TierSetup, prepared: _Prepared, wall_s: float) -> PythonRun:
@@ -290,8 +288,6 @@ class Sandbox:
             limit_hit = "cpu_time"
 
         warnings = [w for w in (setup.warning,) if w]
-        if setup.tier != self._requested:
-            warnings.append(f"{self._requested} isolation was asked for, but {setup.tier} is all that works here")
         if report.unapplied_limits:
             warnings.append(f"limits not enforced on this system: {'; '.join(report.unapplied_limits)}")
         warning = "; ".join(warnings) or None
@@ -310,19 +306,6 @@ class Sandbox:
             limit_hit=limit_hit,
             duration_s=round(duration_s, 3),
             tier=setup.tier,
+            bwrap=setup.bwrap.describe() if setup.bwrap else None,
             warning=warning,
         )
-
-
-def _remove_run_dir(run_dir: str) -> None:
-    """Remove a run's temp dir, even where the program left directories it made unreadable."""
-    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
-        for root, dirs, _ in os.walk(run_dir):
-            for name in dirs:
-                path = os.path.join(root, name)
-                if not os.path.islink(path):  # never follow a link the program planted
-                    try:
-                        os.chmod(path, 0o700)
-                    except OSError:
-                        logger.debug("cannot make %s removable", path)
-    shutil.rmtree(run_dir, ignore_errors=True)
