@@ -9,7 +9,18 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tools.code import ENV_TIER, SANDBOX_UID, PythonRun, Sandbox, SandboxLimits, _process, detect_tier, tiers
+from tools.code import (
+    ENV_TIER,
+    SANDBOX_UID,
+    PythonRun,
+    Sandbox,
+    SandboxLimits,
+    Tier,
+    _process,
+    detect_tier,
+    rundirs,
+    tiers,
+)
 from tools.code.tiers import SandboxUnavailableError
 from tools.errors import ToolError, TransientToolError
 
@@ -210,18 +221,47 @@ async def test_cancelling_a_run_kills_its_processes(box: Sandbox, monkeypatch: p
 
 
 @pytest.fixture
-def run_dirs_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def run_dirs_here(monkeypatch: pytest.MonkeyPatch, reachable_tmp_dir: Path) -> Path:
     """Make the sandbox create its per-run temp dirs in an empty directory of the test's own."""
-    tmp_path.chmod(0o755)  # the unshare tier's uid must reach the run dir
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
+    monkeypatch.setattr(tempfile, "tempdir", str(reachable_tmp_dir))
+    return reachable_tmp_dir
 
 
-async def test_run_dir_is_removed_after_the_run(box: Sandbox, run_dirs_here: Path) -> None:
+@pytest.mark.parametrize("tier", ["bubblewrap", "unshare", "rlimits"])
+async def test_run_dir_is_removed_after_the_run(
+    tier: Tier, run_dirs_here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if tiers.probe(tier).setup is None:
+        pytest.skip(f"the {tier} tier does not work here")
+    monkeypatch.delenv(ENV_TIER, raising=False)
+    box = Sandbox(LIMITS, tier=tier)
+
     run = await box.run_python("import os\nos.mkdir('d')\nopen('d/f', 'w').write('x')\nos.chmod('d', 0)")
 
-    assert run.exit_code == 0
+    assert (run.tier, run.exit_code) == (tier, 0)
     assert [p async for p in anyio.Path(run_dirs_here).iterdir()] == []
+
+
+def test_leftover_run_dirs_go_and_those_of_live_runs_or_in_set_up_stay(run_dirs_here: Path) -> None:
+    live, owner = rundirs.create()
+    dead, dead_owner = rundirs.create()
+    os.close(dead_owner)  # as the kernel does when the owning process dies
+    old_unlocked = run_dirs_here / "planner-sandbox-old"
+    old_unlocked.mkdir()
+    os.utime(old_unlocked, (0, 0))
+    new_unlocked = run_dirs_here / "planner-sandbox-being-set-up"
+    new_unlocked.mkdir()
+    other = run_dirs_here / "someone-elses"
+    other.mkdir()
+    try:
+        removed = rundirs.remove_leftovers(str(run_dirs_here))
+
+        assert sorted(removed) == sorted([dead, str(old_unlocked)])
+        assert sorted(p.name for p in run_dirs_here.iterdir()) == sorted(
+            [Path(live).name, new_unlocked.name, other.name]
+        )
+    finally:
+        rundirs.remove(live, owner)
 
 
 @pytest.mark.parametrize(

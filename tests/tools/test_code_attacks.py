@@ -4,11 +4,14 @@ to run the next program. With CI=true the strongest tier must be bubblewrap, so 
 fails loudly instead of skipping.
 """
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import anyio
 import pytest
 
 from tests.tools.test_code import sandbox_processes
-from tools.code import ENV_TIER, PythonRun, Sandbox, SandboxLimits, detect_tier, tiers
+from tools.code import ENV_TIER, PythonRun, Sandbox, SandboxLimits, Tier, detect_tier, tiers
 
 pytestmark = [
     pytest.mark.anyio,
@@ -343,3 +346,302 @@ async def test_fallback_tier_says_how_weak_it_is(fallback: Sandbox) -> None:
     assert run.warning is not None
     assert exposed in run.warning
     assert "unset PLANNER_MCP_SANDBOX_TIER and run `uv sync`" in run.warning
+
+
+# --- what the host sees after an attack (the unshare tier lost each of these) --------------------
+
+
+def host_files_with(token: str, *directories: str) -> list[str]:
+    """Paths under `directories` (recursively) whose name holds `token` or that the sandbox uid owns."""
+    found = []
+    for directory in directories:
+        for root, dirs, files in os.walk(directory):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                try:
+                    owner = os.lstat(path).st_uid
+                except OSError:
+                    continue  # gone meanwhile
+                if token in name or owner == tiers.SANDBOX_UID:
+                    found.append(path)
+    return found
+
+
+async def test_files_written_to_tmp_and_dev_shm_never_reach_the_host_setuid_or_not(box: Sandbox) -> None:
+    token = f"pwned-{uuid.uuid4().hex}"
+    code = (
+        "import os, shutil\n"
+        f"token = {token!r}\n"
+        "done = {}\n"
+        "with open(token, 'wb') as f:\n"
+        "    f.write(b'#!/bin/sh\\nid\\n')\n"
+        "os.chmod(token, 0o6755)  # its own file in its own work dir: allowed, and gone with it\n"
+        "for directory in ('/tmp', '/dev/shm', '/var/tmp', '/run/shm'):\n"
+        "    target = os.path.join(directory, token)\n"
+        "    try:\n"
+        "        os.makedirs(directory, exist_ok=True)\n"
+        "        shutil.copy(token, target)\n"
+        "        os.chmod(target, 0o6755)\n"
+        "        with open(target + '.big', 'wb') as f:\n"
+        "            f.write(b'x' * (48 * 1024 * 1024))\n"
+        "        done[directory] = 'written'\n"
+        "    except OSError as exc:\n"
+        "        done[directory] = type(exc).__name__\n"
+        "result = done\n"
+    )
+    run = await box.run_python(code)
+
+    assert run.exit_code == 0, run.stderr
+    assert isinstance(run.result, dict)
+    assert run.result["/tmp"] != "written" and run.result["/var/tmp"] != "written"  # read-only root, no /tmp
+    assert run.result["/dev/shm"] != "written"  # a private 8 MiB /dev/shm: the 48 MiB file does not fit
+    assert host_files_with(token, "/tmp", "/dev/shm", "/var/tmp") == []
+    await assert_server_healthy(box, run)
+
+
+async def test_unix_sockets_on_the_host_cannot_be_reached_by_path_or_abstract_name(box: Sandbox) -> None:
+    token = uuid.uuid4().hex
+    path = f"/tmp/planner-attack-{token}.sock"
+    with socket.socket(socket.AF_UNIX) as by_path, socket.socket(socket.AF_UNIX) as abstract:
+        by_path.bind(path)
+        os.chmod(path, 0o777)  # anyone who can see it may connect
+        abstract.bind(f"\0planner-attack-{token}")
+        for listener in (by_path, abstract):
+            listener.listen()
+            listener.setblocking(False)
+        code = (
+            "import socket\n"
+            "seen = []\n"
+            f"for address in [{path!r}, '\\0planner-attack-{token}']:\n"
+            "    try:\n"
+            "        socket.socket(socket.AF_UNIX).connect(address)\n"
+            "        seen.append('connected')\n"
+            "    except OSError as exc:\n"
+            "        seen.append(type(exc).__name__)\n"
+            "result = seen\n"
+        )
+        try:
+            run = await box.run_python(code)
+            for listener in (by_path, abstract):
+                with pytest.raises(BlockingIOError):
+                    listener.accept()  # nobody ever knocked
+        finally:
+            os.unlink(path)
+
+    # The path is not in the sandbox's filesystem; abstract names live in the host's network namespace.
+    assert run.result == ["FileNotFoundError", "ConnectionRefusedError"]
+    await assert_server_healthy(box, run)
+
+
+def make_world_readable(home: Path) -> None:
+    for path in [home, *home.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def mount_points() -> set[str]:
+    return {line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()}
+
+
+async def test_the_run_store_and_data_dir_are_out_of_sight_even_when_world_readable(box: Sandbox) -> None:
+    from planning.plan import Plan
+    from planning.records import RunStatus
+    from planning.settings import Settings
+    from planning.store import RunStore
+
+    secret = f"secret request {uuid.uuid4().hex}"
+    home = Path(tempfile.mkdtemp(prefix="planner-attack-home-", dir="/tmp"))
+    try:
+        settings = Settings(home=home)
+        store = RunStore(settings.db_path)
+        plan = Plan.model_validate({"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}}]})
+        run_id = store.create_run(plan, request=secret, engine="local").id
+        store.finish_run(run_id, RunStatus.SUCCEEDED)
+        store.close()
+        make_world_readable(home)  # as careless as a data dir gets
+        targets = [str(settings.db_path), str(home), str(Settings().home)]
+        code = (
+            "import os\n"
+            "seen = {}\n"
+            f"for path in {targets!r}:\n"
+            "    try:\n"
+            "        seen[path] = os.listdir(path) if os.path.isdir(path) else len(open(path, 'rb').read())\n"
+            "    except OSError as exc:\n"
+            "        seen[path] = type(exc).__name__\n"
+            "result = seen\n"
+        )
+        run = await box.run_python(code)
+    finally:
+        shutil.rmtree(home)
+
+    assert run.result == dict.fromkeys(targets, "FileNotFoundError")
+    assert secret not in run.stdout + run.stderr + json.dumps(run.result)
+    await assert_server_healthy(box, run)
+
+
+async def test_root_listing_and_mount_table_show_only_the_sandbox(box: Sandbox) -> None:
+    code = "import os\nresult = [sorted(os.listdir('/')), [line.split()[1] for line in open('/proc/self/mounts')]]"
+    run = await box.run_python(code)
+
+    assert isinstance(run.result, list)
+    listing, mounts = run.result
+    setup = tiers.probe("bubblewrap").setup
+    assert setup is not None
+    interpreter_top = Path(setup.python).parts[1]
+    assert set(listing) <= {"dev", "lib", "lib32", "lib64", "proc", "sandbox", "usr", "work", interpreter_top}
+    python_home = str(Path(setup.python).parents[1])  # .../bin/python3.x -> the installation
+    allowed = ("/proc", "/dev", "/work", "/sandbox/", "/usr/", "/lib", python_home)
+    assert isinstance(mounts, list)
+    strays = [m for m in mounts if m != "/" and not str(m).startswith(allowed)]
+    assert strays == []
+    # The host's own mounts (its data, config and container binds) are not in the sandbox's table.
+    host_mounts = mount_points()
+    assert set(mounts) & host_mounts <= {"/", "/proc", "/dev", "/dev/shm", "/dev/pts", "/usr", "/usr/lib"} | {
+        m for m in host_mounts if m.startswith(("/proc/", "/dev/"))
+    }
+    await assert_server_healthy(box, run)
+
+
+async def test_writing_past_the_work_dir_and_dev_shm_limits_stops_at_them(box: Sandbox) -> None:
+    chunk = 4 * 1024 * 1024
+    code = (
+        "import os\n"
+        "written = {}\n"
+        "for directory in ('/work', '/dev/shm'):\n"
+        "    total = 0\n"
+        "    try:\n"
+        "        for i in range(20):  # 80 MiB in files below the file-size limit\n"
+        "            with open(os.path.join(directory, f'part{i}'), 'wb') as f:\n"
+        f"                total += f.write(b'x' * {chunk})\n"
+        "                f.flush()\n"
+        "    except OSError as exc:\n"
+        "        written[directory] = [total, exc.errno]\n"
+        "    else:\n"
+        "        written[directory] = [total, None]\n"
+        "result = written\n"
+    )
+    run = await box.run_python(code)
+
+    assert isinstance(run.result, dict)
+    (work, work_errno), (shm, shm_errno) = run.result["/work"], run.result["/dev/shm"]
+    assert (work_errno, shm_errno) == (28, 28)  # ENOSPC, both
+    assert isinstance(work, int) and work <= LIMITS.work_dir_bytes
+    assert isinstance(shm, int) and shm <= tiers._BOX_SHM_BYTES
+    await assert_server_healthy(box, run)
+
+
+# --- a SIGKILLed server: nothing of its sandboxes lives on, its run dirs go at the next start -------
+
+SERVER = """
+import anyio, os, sys
+from tools.code import Sandbox, SandboxLimits
+
+CODE = '''
+import os, time
+if os.fork() == 0:
+    os.setsid()  # a grandchild that leaves the session as well
+    time.sleep(1000)
+time.sleep(1000)
+'''
+
+async def main():
+    print("serving", flush=True)
+    await Sandbox(SandboxLimits(wall_time_s=600, cpu_time_s=600)).run_python(CODE if sys.argv[1] != "rlimits" else
+        "import time\\ntime.sleep(1000)")
+
+anyio.run(main)
+"""
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (zombies excluded: they have ended)."""
+    parents: dict[int, int] = {}
+    states: dict[int, bytes] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)], states[int(entry.name)] = int(fields[1]), fields[0]
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return {p for p in found if states.get(p) != b"Z"}
+
+
+def program_pids(pids: set[int]) -> set[int]:
+    """Those of `pids` that run the untrusted program: the runner's interpreter and what it forked
+    (not the bwrap, unshare or setpriv whose arguments name the runner)."""
+    found = set()
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(os.fsdecode(argv[0])).name.startswith("python") and any(a.endswith(b"runner.py") for a in argv):
+            found.add(pid)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != b"Z":
+            running.add(pid)
+    return running
+
+
+@pytest.mark.parametrize("tier", ["bubblewrap", "unshare", "rlimits"])
+async def test_a_sigkilled_server_leaves_no_program_running_and_the_next_start_removes_its_run_dir(
+    tier: Tier, reachable_tmp_dir: Path
+) -> None:
+    if tiers.probe(tier).setup is None:
+        if IN_CI and tier == "bubblewrap":
+            pytest.fail("CI must run code under bubblewrap")
+        pytest.skip(f"the {tier} tier does not work here")
+    run_dirs = reachable_tmp_dir
+    env = {**os.environ, "TMPDIR": str(run_dirs), ENV_TIER: tier if tier != "bubblewrap" else ""}
+    server = await anyio.open_process([sys.executable, "-c", SERVER, tier], cwd=PROJECT_DIR, env=env)
+    started: set[int] = set()
+    try:
+        with anyio.fail_after(60):
+            programs: set[int] = set()
+            expected = 1 if tier == "rlimits" else 2  # the program, and in the namespace tiers its grandchild
+            # The kernel's process table has no event to wait on: poll it, bounded.
+            while len(programs) < expected:
+                await anyio.sleep(0.05)
+                programs = program_pids(descendants(server.pid))
+        assert [p.name for p in run_dirs.iterdir() if p.name.startswith("planner-sandbox-")] != []
+
+        started = descendants(server.pid)  # the program, its grandchild, and bwrap or unshare around them
+
+        server.kill()  # SIGKILL: no cleanup code of the server runs
+        await server.wait()
+
+        with anyio.fail_after(30):
+            while alive(started):  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+    finally:
+        if server.returncode is None:
+            server.kill()
+        await server.aclose()
+        for pid in alive(started):  # a failed containment must not outlive the test either
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    assert alive(started) == set()
+    assert programs <= started
+    leftovers = [p.name for p in run_dirs.iterdir()]
+    assert any(name.startswith("planner-sandbox-") for name in leftovers)  # the server had no chance
+
+    # The next process that sets up a sandbox removes them.
+    await anyio.run_process(
+        [sys.executable, "-c", "from tools.code import Sandbox; Sandbox()"], cwd=PROJECT_DIR, env=env
+    )
+    assert list(run_dirs.iterdir()) == []
