@@ -1,4 +1,10 @@
-"""Mermaid views of plans and runs: the DAG as a flowchart, the timeline as a gantt chart."""
+"""Mermaid views of plans and runs: the DAG as a flowchart, the timeline as a gantt chart.
+
+Step texts come from an LLM that may have read web pages: they are data, never markup. Every
+character Mermaid or HTML would read as syntax is written as a Mermaid entity code (`#lt;`, `#35;`),
+which Mermaid shows as the character itself: `<img src=...>` cannot make a renderer fetch a URL,
+`%%{init}%%` cannot configure it, and `&lt;` shows as the five characters it is.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +22,35 @@ _STATUS_CLASSES = {
 }
 
 
+# `#` first in meaning: an entity code starts with it, so a literal one must not survive as a code.
+_ENTITY_CODES = {
+    "#": "#35;",
+    '"': "#quot;",
+    "&": "#amp;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "%": "#37;",
+    "`": "#96;",
+    "\\": "#92;",
+    "{": "#123;",
+    "}": "#125;",
+    "[": "#91;",
+    "]": "#93;",
+    "|": "#124;",
+}
+
+
+def escape_text(text: str) -> str:
+    """`text` as the literal content of a quoted Mermaid label: one line, no markup."""
+    return "".join(_ENTITY_CODES.get(c, c) for c in " ".join(text.split()))
+
+
 def _label(step: Step) -> str:
     what = f"{step.tool}()" if step.tool else (step.task or "")
+    what = " ".join(what.split())
     if len(what) > 40:
-        what = what[:39] + "…"
-    # Mermaid labels cannot hold double quotes; keep the text readable.
-    return f"{step.id}. {step.agent}: {what}".replace('"', "'")
+        what = what[:39] + "…"  # cut before escaping: never in the middle of an entity code
+    return escape_text(f"{step.id}. {step.agent}: {what}")
 
 
 def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None) -> str:
