@@ -1,10 +1,12 @@
 """`Sandbox.run_python`: the code agent's tool. The code comes from a model that read web pages:
-it is treated as hostile, and runs in the strongest isolation the machine offers (see tiers.py).
+it is treated as hostile, and runs in bubblewrap, or in a weaker tier the operator named, or not at
+all (see tiers.py).
 
 One run: a fresh temp dir holds the runner and the program (read-only to the sandbox); the sandboxed
 interpreter runs the runner, which applies the rlimits and runs the program; stdout and stderr are
 read concurrently with a cap; the runner reports `result` on its own pipe; on the wall-clock limit,
-an output flood or cancellation the whole process tree is killed and reaped; the temp dir is removed.
+an output flood or cancellation the whole process tree is killed and reaped; the temp dir is removed
+(and, should the server die first, by the next process: see rundirs.py).
 """
 
 import asyncio
