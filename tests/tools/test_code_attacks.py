@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from pydantic import TypeAdapter
 
 from tests.tools.test_code import sandbox_processes
 from tools.code import ENV_TIER, PythonRun, Sandbox, SandboxLimits, Tier, detect_tier, tiers
@@ -484,15 +485,13 @@ async def test_root_listing_and_mount_table_show_only_the_sandbox(box: Sandbox) 
     code = "import os\nresult = [sorted(os.listdir('/')), [line.split()[1] for line in open('/proc/self/mounts')]]"
     run = await box.run_python(code)
 
-    assert isinstance(run.result, list)
-    listing, mounts = run.result
+    listing, mounts = TypeAdapter(tuple[list[str], list[str]]).validate_python(run.result)
     setup = tiers.probe("bubblewrap").setup
     assert setup is not None
     interpreter_top = Path(setup.python).parts[1]
     assert set(listing) <= {"dev", "lib", "lib32", "lib64", "proc", "sandbox", "usr", "work", interpreter_top}
     python_home = str(Path(setup.python).parents[1])  # .../bin/python3.x -> the installation
     allowed = ("/proc", "/dev", "/work", "/sandbox/", "/usr/", "/lib", python_home)
-    assert isinstance(mounts, list)
     strays = [m for m in mounts if m != "/" and not str(m).startswith(allowed)]
     assert strays == []
     # The host's own mounts (its data, config and container binds) are not in the sandbox's table.
@@ -523,11 +522,11 @@ async def test_writing_past_the_work_dir_and_dev_shm_limits_stops_at_them(box: S
     )
     run = await box.run_python(code)
 
-    assert isinstance(run.result, dict)
-    (work, work_errno), (shm, shm_errno) = run.result["/work"], run.result["/dev/shm"]
+    written = TypeAdapter(dict[str, tuple[int, int | None]]).validate_python(run.result)
+    (work, work_errno), (shm, shm_errno) = written["/work"], written["/dev/shm"]
     assert (work_errno, shm_errno) == (28, 28)  # ENOSPC, both
-    assert isinstance(work, int) and work <= LIMITS.work_dir_bytes
-    assert isinstance(shm, int) and shm <= tiers._BOX_SHM_BYTES
+    assert work <= LIMITS.work_dir_bytes
+    assert shm <= tiers._BOX_SHM_BYTES
     await assert_server_healthy(box, run)
 
 
