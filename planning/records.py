@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
-from pydantic import BaseModel, Field, JsonValue, ValidationInfo, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agents.llm.protocol import Usage
 from planning.plan import Plan
@@ -50,7 +48,9 @@ DETAILS = (
 
 
 class StepOutcome(BaseModel):
-    """What running one step produced (also the Flyte task output of a step)."""
+    """What running one step produced (as JSON text, also the Flyte task output of a step)."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")  # JSON text keeps inf and NaN, as the store does
 
     status: StepStatus
     result: JsonValue = None
@@ -59,22 +59,6 @@ class StepOutcome(BaseModel):
     attempts: int = 1
     usage: Usage = Field(default_factory=Usage)
     details: JsonValue = Field(default=None, description=DETAILS)
-
-    # Flyte carries task I/O as msgpack, which holds no integer beyond 64 bits (factorial(25)): in
-    # JSON the result is JSON text, decoded when Flyte validates the output (context "deserialize").
-    @field_serializer("result", "details", when_used="json")
-    def _result_to_wire(self, result: JsonValue) -> str:
-        return json.dumps(result)
-
-    @field_validator("result", "details", mode="before")
-    @classmethod
-    def _result_from_wire(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str) and isinstance(info.context, dict) and info.context.get("deserialize"):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value  # written by a version that sent results as they are
-        return value
 
 
 class StepRecord(BaseModel):

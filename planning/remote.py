@@ -369,7 +369,7 @@ class RemoteEngine:
             labels={RUN_LABEL: request.run_id},
             env_vars=self.forwarded_env(),
         )
-        run = await runner.run.aio(run_plan, request)
+        run = await runner.run.aio(run_plan, request.model_dump_json())
         return FlyteRunRef(name=run.name, url=run.url)
 
     def forwarded_env(self) -> dict[str, str]:
@@ -470,8 +470,8 @@ class RemoteEngine:
         details = await RunDetails.get.aio(name=name)
         snapshot = _Snapshot(phase=details.action_details.raw_phase)
         if snapshot.phase == phase_pb2.ACTION_PHASE_SUCCEEDED:
-            outputs = await details.typed_outputs({"o0": RunResult})
-            snapshot.result = outputs["o0"]
+            outputs = await details.typed_outputs({"o0": str})  # task I/O is JSON text (planning.engine)
+            snapshot.result = RunResult.model_validate_json(outputs["o0"])
         elif snapshot.phase in _FAILED:
             root = await ActionDetails.get_details.aio(details.action_id)
             snapshot.error = root.error_message or None
@@ -485,7 +485,8 @@ class RemoteEngine:
                 continue  # nothing more to learn: stored already, or in the run's result
             if view.phase == phase_pb2.ACTION_PHASE_SUCCEEDED:
                 action_details = ActionDetails(run_definition_pb2.ActionDetails(id=action.action_id))
-                view.outcome = (await action_details.typed_outputs({"o0": StepOutcome}))["o0"]
+                outputs = await action_details.typed_outputs({"o0": str})
+                view.outcome = StepOutcome.model_validate_json(outputs["o0"])
             elif view.phase in _FAILED:
                 view.error = (await action.details()).error_message or None
         return snapshot

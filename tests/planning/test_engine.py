@@ -82,6 +82,29 @@ async def test_a_tool_plan_runs_on_flyte_and_its_results_and_timings_are_recorde
 
 
 @pytest.mark.anyio
+async def test_integers_beyond_64_bits_and_infinity_cross_the_flyte_task_boundary_exactly(
+    engine: LocalEngine, store: RunStore
+) -> None:
+    big = 10**30
+    plan = make_plan(
+        {"id": 1, "agent": "math", "tool": "add", "args": {"a": big, "b": 1}},
+        {"id": 2, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 1}},
+        {"id": 3, "agent": "math", "tool": "multiply", "args": {"a": 1e308, "b": 10}},
+        {"id": 4, "agent": "math", "tool": "kind_of", "args": {"value": "$3"}},
+    )
+    run = store.create_run(plan)
+
+    record = await engine.run(run.id)
+
+    assert [(s.status, s.result) for s in record.steps] == [
+        (StepStatus.SUCCEEDED, big + 1),
+        (StepStatus.SUCCEEDED, big + 2),
+        (StepStatus.SUCCEEDED, float("inf")),
+        (StepStatus.SUCCEEDED, "float"),
+    ]
+
+
+@pytest.mark.anyio
 async def test_every_step_start_and_finish_is_reported_with_done_and_total(
     engine: LocalEngine, store: RunStore
 ) -> None:

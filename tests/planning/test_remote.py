@@ -194,7 +194,7 @@ async def test_a_submitted_plan_becomes_one_create_run_of_the_orchestrator_with_
     # The inputs are the stored plan, its request and no earlier results.
     (upload,) = plane.requests("UploadInputs")
     assert [literal.name for literal in upload.inputs.literals] == ["request"]
-    sent = await decode(upload.inputs.literals[0].value, PlanRequest)
+    sent = PlanRequest.model_validate_json(await decode(upload.inputs.literals[0].value, str))
     assert sent == PlanRequest(run_id=run.id, plan=PLAN, succeeded={}, request="add, join, double")
 
     # No key travels: not in the request, not in the inputs, not in the code bundle.
@@ -235,7 +235,9 @@ async def test_resubmitting_waits_for_the_flyte_run_to_end_then_sends_only_what_
     plane.created_run_name = "rfake0002"
     record = await remote_engine.submit(run.id)
 
-    sent = await decode(plane.requests("UploadInputs")[-1].inputs.literals[0].value, PlanRequest)
+    sent = PlanRequest.model_validate_json(
+        await decode(plane.requests("UploadInputs")[-1].inputs.literals[0].value, str)
+    )
     assert sent == PlanRequest(run_id=run.id, plan=PLAN, succeeded={1: done}, request="again")
     assert store.flyte_run(run.id) == FlyteRunRef(name="rfake0002", url=console_url(plane, "rfake0002"))
     assert record.status is RunStatus.RUNNING
@@ -365,7 +367,7 @@ async def test_refresh_maps_each_step_action_phase_and_then_the_finished_runs_re
         step_action(2, phase_pb2.ACTION_PHASE_QUEUED),
         step_action(4, phase_pb2.ACTION_PHASE_TIMED_OUT, attempts=3),
     ]
-    plane.outputs[("rfake0001", "a0-1")] = await outputs_pb(step1, StepOutcome)
+    plane.outputs[("rfake0001", "a0-1")] = await outputs_pb(step1.model_dump_json(), str)
     plane.action_details[("rfake0001", "a0-4")] = details_pb(plane.actions["rfake0001"][3], error="max runtime")
 
     running = await remote_engine.refresh(run.id)
@@ -390,7 +392,7 @@ async def test_refresh_maps_each_step_action_phase_and_then_the_finished_runs_re
     answer_usage = Usage(calls=1, prompt_tokens=40, completion_tokens=8, latency_s=0.25)
     result = RunResult(status=RunStatus.PARTIAL, answer="10 and xy", outcomes=outcomes, usage=answer_usage)
     set_run_phase(plane, phase_pb2.ACTION_PHASE_SUCCEEDED)
-    plane.outputs[("rfake0001", "a0")] = await outputs_pb(result, RunResult)
+    plane.outputs[("rfake0001", "a0")] = await outputs_pb(result.model_dump_json(), str)
 
     finished = await remote_engine.refresh(run.id)
 
@@ -472,7 +474,7 @@ async def test_a_cancelled_orchestrator_cancels_the_steps_it_never_finished(
     set_run_phase(plane, phase_pb2.ACTION_PHASE_SUCCEEDED)
     step1 = StepOutcome(status=StepStatus.SUCCEEDED, result=5, attempts=1)
     result = RunResult(status=RunStatus.CANCELLED, outcomes={1: step1})
-    plane.outputs[("rfake0001", "a0")] = await outputs_pb(result, RunResult)
+    plane.outputs[("rfake0001", "a0")] = await outputs_pb(result.model_dump_json(), str)
 
     record = await remote_engine.refresh(run.id)
 
@@ -662,12 +664,12 @@ async def test_run_plan_without_a_local_context_runs_as_on_a_cluster_and_returns
     request = PlanRequest(run_id="rcluster", plan=plan, request="(2+3)*4")
     try:
         runner = flyte.with_runcontext(mode="local", raw_data_path=str(tmp_path / "flyte-data"))
-        run = await runner.run.aio(run_plan, request)
-        (result,) = await run.outputs.aio()
+        run = await runner.run.aio(run_plan, request.model_dump_json())
+        (output,) = await run.outputs.aio()
     finally:
         engine._cluster_parts.cache_clear()
 
-    assert result == RunResult(
+    assert RunResult.model_validate_json(output) == RunResult(
         status=RunStatus.SUCCEEDED,
         answer="20",  # no LLM: the deterministic summary of the final step
         outcomes={
@@ -699,7 +701,7 @@ OPENAI, TAVILY, BRAVE = (
     secret("tavily_api_key", "TAVILY_API_KEY"),
     secret("brave_api_key", "BRAVE_API_KEY"),
 )
-STEP_REQUEST = StepRequest(run_id="rdry", step=PLAN.steps[0], inputs={})
+STEP_REQUEST = StepRequest(run_id="rdry", step=PLAN.steps[0], inputs={}).model_dump_json()
 
 
 async def dry_run_spec(task: Any, request: Any, tmp_path: Path) -> Any:
@@ -714,7 +716,7 @@ async def dry_run_spec(task: Any, request: Any, tmp_path: Path) -> Any:
     [
         (
             run_plan,
-            PlanRequest(run_id="rdry", plan=PLAN),
+            PlanRequest(run_id="rdry", plan=PLAN).model_dump_json(),
             PLAN_TASK,
             flyte_env.base_image,
             [OPENAI],
