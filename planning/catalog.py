@@ -86,6 +86,8 @@ class AgentSpec:
     max_concurrency: int = 4
     timeout_s: float = 120.0
     max_iterations: int = 4
+    # Reaches beyond this machine (the web, an online API): the MCP tool's open-world hint.
+    open_world: bool = False
     # Turns a tool result into the step's value, for tool steps and (the last call's) agent steps
     # alike; raises ToolError when the result means the task failed: a tool step fails, an agent
     # sees why and tries again. The raw result is kept as the step's `details`.

@@ -4,13 +4,20 @@
 catalog, LLM, engine) and a task group for runs that continue after the tool call that started
 them; `serve(...)` runs it over stdio (the default) or streamable HTTP.
 
-Tools       plan, execute_plan, list_agents, math_agent, string_agent, web_search_agent,
-            code_agent, weather_agent, list_runs, get_run, resume_run, cancel_run
+Tools       plan, execute_plan, list_agents, <agent>_agent for each agent of the catalog (math,
+            string, web_search, code, weather by default), list_runs, get_run, resume_run, cancel_run
 Resources   runs://{run_id}, runs://recent, agents://catalog
 Prompts     plan_and_execute
 
 Every failure a model can fix is raised as `ToolError` with text naming the problem and the fix;
 anything else reaches the client only as "Error executing tool ..." (the SDK logs it to stderr).
+
+What hosts receive is kept small (`tools/list` was 71 KB when nine tools repeated the whole run
+schema): get_run publishes the whole `RunView` as its output schema and execute_plan the short
+`RunBrief`; the other tools that return a run (resume_run, cancel_run, the per-agent tools) publish
+none. All of them return the run as a few lines of text beside its structured content (compact
+unless get_run is asked for detail), never the same data twice. The listing leaves out pydantic's
+generated titles and null defaults.
 """
 
 from __future__ import annotations
@@ -31,14 +38,15 @@ import anyio.lowlevel
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import AnyHttpUrl, Field
 
 from agents.llm import LLMError, Usage
 from agents.llm.errors import HOW_TO_CONFIGURE
 from agents.llm.select import select_llm
 from agents.planner import PlanningError, PlanResult
-from planning.catalog import CatalogError
+from planning.catalog import AgentSpec, Catalog, CatalogError, CatalogFactoryError, load_catalog
 from planning.plan import Plan
 from planning.records import RunRecord, RunStatus
 from planning.remote import PLAN_TASK, FlytePhase, RemoteError
@@ -49,7 +57,18 @@ from server.app import App, RunBusyError
 from server.http_auth import BearerTokenVerifier, HostGuard, HttpConfigError, HttpSecurity, http_security
 from server.sampling import client_sampling
 from server.supervisor import RunAbortedError, RunActiveError, RunSupervisor
-from server.views import AgentsView, PlanView, RunsPage, RunView, agents_view, plan_view, run_view, summary_view
+from server.views import (
+    AgentsView,
+    PlanView,
+    RunBrief,
+    RunsPage,
+    RunView,
+    agents_view,
+    plan_view,
+    run_text,
+    run_view,
+    summary_view,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +76,15 @@ AppFactory = Callable[[Settings], App]
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 SERVER_NAME = "planner-mcp"
-INSTRUCTIONS = (
-    "planner-mcp plans requests into steps for specialist agents (math, string, web_search, code, weather) "
+_INSTRUCTIONS = (
+    "planner-mcp plans requests into steps for specialist agents ({agents}) "
     "and runs them, each step as soon as its own dependencies are done. Write a plan yourself (list_agents "
     "gives every tool's arguments) or let `plan` write one; run it with execute_plan. Calls that may take "
     "longer than a minute should use execute_plan(wait=false) and poll get_run. Every run is recorded: "
     "list_runs, get_run, resume_run, cancel_run."
 )
+# The run execute_plan returns, as it publishes it (get_run publishes the whole RunView).
+RunResult = Annotated[CallToolResult, RunBrief]
 
 # What a model should do while a run executes in the server.
 _POLL_HINT = (
@@ -84,36 +105,22 @@ _FIXABLE_ERRORS: tuple[type[Exception], ...] = (
     RemoteError,
 )
 
-_AGENT_TOOLS: dict[str, tuple[str, bool]] = {
-    # agent -> (what it is for, reaches outside this machine)
-    "math": ("Arithmetic: exact operations and expression evaluation.", False),
-    "string": ("Text: count words, letters and characters; reverse, change case, replace, join.", False),
-    "web_search": ("The web: search for pages and read a page's text.", True),
-    "code": ("Python: run a short program in a sandbox (standard library only, no network).", False),
-    "weather": ("Weather: current conditions and daily forecasts for a place (Open-Meteo).", True),
-}
-
 PlanDocument = Annotated[
     dict[str, Any] | list[Any] | str | None,
     Field(
-        description='The plan to run, as a JSON object (a JSON string is accepted too): {"steps": [{"id": 1, '
-        '"agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}}, {"id": 2, "agent": "string", '
-        '"tool": "word_count", "args": {"text": "Hello World"}}, {"id": 3, "agent": "math", "tool": '
-        '"multiply", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]}]}. Each step has a unique positive '
-        "`id`, an `agent`, and either `task` (natural language; the agent's LLM chooses its tools) or `tool` + "
-        '`args` (called directly, no LLM). "$N" as a whole argument value is step N\'s result (a number stays a '
-        'number); $N inside a longer text is replaced by the result\'s text; "$N.name" picks a field of an object '
-        'result (e.g. "$1.temperature_c" of a weather step). `depends_on` lists the steps a step '
-        "waits for. list_agents gives every agent's tools and their arguments. Omit when giving `request`.",
+        description='The plan (JSON object or text): {"steps": [{"id": 1, "agent": "math", "tool": "multiply", '
+        '"args": {"a": 10, "b": 5}}, {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": '
+        '"Hello World"}}, {"id": 3, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": "$2"}, '
+        '"depends_on": [1, 2]}]}. Each step: a unique positive `id`, an `agent`, and either `task` (natural '
+        "language; the agent's LLM picks tools) or `tool` + `args` (called directly, no LLM; list_agents "
+        'gives the arguments). "$N" as a whole value is step N\'s result (typed); $N inside text is its text; '
+        '"$N.name" picks a field of an object result ("$1.temperature_c" of a weather step). `depends_on`: the steps a '
+        "step waits for.",
     ),
 ]
 RunId = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=100,
-        description="The run's id, as returned by execute_plan or list_runs (e.g. 'r0191...').",
-    ),
+    Field(min_length=1, max_length=100, description="The run's id, from execute_plan or list_runs."),
 ]
 
 
@@ -138,6 +145,44 @@ class _StateSlot:
         return self.state
 
 
+class _Server(MCPServer[ServerState]):
+    """The MCP server, listing its tools' schemas without what pydantic generates that says nothing:
+    the `title` of every field and model (the name again) and `"default": null` (an optional field
+    is one that is not `required`). Validation uses the models, never the listed schemas."""
+
+    async def list_tools(self) -> list[MCPTool]:
+        return [
+            tool.model_copy(
+                update={
+                    "input_schema": _lean(tool.input_schema),
+                    "output_schema": _lean(tool.output_schema) if tool.output_schema else None,
+                }
+            )
+            for tool in await super().list_tools()
+        ]
+
+
+def _lean(node: Any) -> Any:
+    """A JSON Schema without `title` strings and null defaults (a property *named* "title" stays)."""
+    if isinstance(node, dict):
+        return {
+            key: _lean(value)
+            for key, value in node.items()
+            if not ((key == "title" and isinstance(value, str)) or (key == "default" and value is None))
+        }
+    if isinstance(node, list):
+        return [_lean(item) for item in node]
+    return node
+
+
+def _run_result(view: RunView) -> CallToolResult:
+    """A run for the host: a few lines of text for the model to read, the data as structured content."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=run_text(view))],
+        structured_content=view.model_dump(mode="json"),
+    )
+
+
 def _tool(server: MCPServer[ServerState], *, annotations: ToolAnnotations) -> Callable[[_Handler], _Handler]:
     """Register a handler as a tool whose description is its docstring, dedented for the model."""
 
@@ -147,20 +192,25 @@ def _tool(server: MCPServer[ServerState], *, annotations: ToolAnnotations) -> Ca
     return register
 
 
-def default_app_factory(settings: Settings) -> App:
-    """The application with the LLM the environment selects (PLANNER_MCP_LLM, OPENAI_*)."""
-    return App.open(settings, llm=select_llm(os.environ, settings.home))
-
-
 def build_server(
     settings: Settings,
     *,
+    catalog: Catalog | None = None,
     app_factory: AppFactory | None = None,
     http: HttpSecurity | None = None,
 ) -> MCPServer[ServerState]:
-    """The planner-mcp MCP server. `app_factory` opens the application in the lifespan (tests inject
-    one with a scripted LLM); `http` adds bearer-token auth for the streamable-HTTP transport."""
-    factory = app_factory or default_app_factory
+    """The planner-mcp MCP server. `catalog` (default: the one settings name) gives the per-agent
+    tools; `app_factory` opens the application in the lifespan (default: on that catalog with the
+    LLM the environment selects; tests inject one with a scripted LLM and the same catalog); `http`
+    adds bearer-token auth for the streamable-HTTP transport.
+
+    Raises CatalogFactoryError when the settings name no usable catalog."""
+    catalog = catalog or load_catalog(settings)
+
+    def default_factory(settings: Settings) -> App:
+        return App.open(settings, llm=select_llm(os.environ, settings.home), catalog=catalog)
+
+    factory = app_factory or default_factory
     slot = _StateSlot()
 
     @asynccontextmanager
@@ -188,11 +238,10 @@ def build_server(
             # No OAuth server: the issuer is nominal; only the static bearer token is accepted.
             "auth": AuthSettings(issuer_url=AnyHttpUrl("http://127.0.0.1"), resource_server_url=None),
         }
-    server: MCPServer[ServerState] = MCPServer(
-        SERVER_NAME, instructions=INSTRUCTIONS, lifespan=lifespan, log_level="WARNING", **auth
-    )
+    instructions = _INSTRUCTIONS.format(agents=", ".join(catalog.agents))
+    server = _Server(SERVER_NAME, instructions=instructions, lifespan=lifespan, log_level="WARNING", **auth)
     _add_planning_tools(server)
-    _add_agent_tools(server)
+    _add_agent_tools(server, catalog)
     _add_run_tools(server)
     _add_resources(server, slot)
     _add_prompts(server)
@@ -244,12 +293,13 @@ async def _run_and_wait(
     return run_view(record)
 
 
-async def _polling_view(state: ServerState, run_id: str) -> RunView:
+async def _polling_view(state: ServerState, run_id: str, *, detail: bool = False) -> RunView:
     """The run as it stands; a run still executing here is reported unfinished, with how to follow it."""
     record = await state.app.get_run(run_id)
     executing = state.runs.is_active(run_id)
     finished = record.status.finished and not executing
-    return run_view(record, finished=finished, next_hint=None if finished else _POLL_HINT.format(run_id=run_id))
+    hint = None if finished else _POLL_HINT.format(run_id=run_id)
+    return run_view(record, finished=finished, next_hint=hint, detail=detail)
 
 
 async def _start(state: ServerState, run_id: str, *, synthesize: bool = True) -> RunView:
@@ -354,19 +404,17 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
                 "PLANNER_MCP_ENGINE, itself `local`."
             ),
         ] = None,
-    ) -> RunView:
-        """Run a plan of specialist agent steps and return the run: status, final answer, every step's
-        result or error with timings and LLM usage, and Mermaid charts of the DAG and the timeline.
+    ) -> RunResult:
+        """Run a plan of specialist agent steps; returns the run: status, answer, each step's result or
+        error, timings and LLM usage.
 
-        Give exactly one of `plan` (written by you or returned by `plan`; validated first, and every problem
-        is listed with its fix) or `request` (natural language; the server's LLM plans it first). Steps start
-        as soon as their own dependencies are done; independent steps run in parallel; a failed step skips
-        only the steps that depend on it. Progress notifications report each step's start and finish.
+        Give exactly one of `plan` (yours or from `plan`; validated first, every problem listed with its
+        fix) or `request` (natural language; the server's LLM plans it). Each step starts as soon as its
+        own dependencies are done; a failed step skips only the steps that depend on it.
 
-        Many hosts time out tool calls after 60 seconds. For anything that may be slower (web searches,
-        code, LLM agent steps, long plans) call with wait=false: it returns the run id at once and the run
-        continues in the server; then call get_run(run_id) every few seconds until `finished` is true.
-        Every run is recorded: list_runs, get_run, resume_run (re-runs only unfinished steps), cancel_run.
+        Many hosts time out tool calls after 60 seconds. For anything slower (web, code, agent steps,
+        long plans) use wait=false: the run id comes back at once and the run continues in the server;
+        call get_run(run_id) every few seconds until `finished` is true.
         """
         state = _state(ctx)
         if (plan is None) == (request is None):
@@ -383,7 +431,7 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
                 parsed, usage = planned.plan, planned.usage
         if (engine or state.app.settings.engine) == "local":
             _require_llm_for_agent_steps(state.app, parsed)
-        return await _submit_and_run(
+        view = await _submit_and_run(
             state,
             ctx,
             parsed,
@@ -394,6 +442,7 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
             engine=engine,
             usage=usage,
         )
+        return _run_result(view)
 
     @_tool(
         server,
@@ -408,24 +457,26 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         return agents_view(_state(ctx).app.catalog)
 
 
-def _add_agent_tools(server: MCPServer[ServerState]) -> None:
-    for agent, (purpose, open_world) in _AGENT_TOOLS.items():
+def _add_agent_tools(server: MCPServer[ServerState], catalog: Catalog) -> None:
+    for agent in catalog.agents.values():
         server.add_tool(
-            _agent_tool(agent),
-            name=f"{agent}_agent",
-            title=f"Ask the {agent} agent",
-            description=(
-                f"Run the {agent} specialist once and return the recorded one-step run: the result is in "
-                f"`answer` and steps[0].result, a failure in steps[0].error. {purpose}\n\n"
-                "Give either `task` in natural language (the agent's LLM chooses among its tools; needs an LLM on "
-                "the server) or `tool` + `args` to call one of its tools directly (no LLM: exact and fast). "
-                f"list_agents gives the {agent} agent's tools and the JSON Schema of their arguments. For several "
-                "steps that depend on each other, use execute_plan instead."
-            ),
+            _agent_tool(agent.name),
+            name=f"{agent.name}_agent",
+            title=f"Ask the {agent.name} agent",
+            description=agent_tool_description(agent),
             annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=open_world
+                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=agent.open_world
             ),
         )
+
+
+def agent_tool_description(agent: AgentSpec) -> str:
+    """What `<agent>_agent` does, with the agent's tools named (their arguments: list_agents)."""
+    return (
+        f"{agent.description} Tools: {', '.join(tool.name for tool in agent.tools)}. "
+        "Call one with `tool` + `args` (no LLM; list_agents has the arguments) or give a `task` (the "
+        "server's LLM picks tools). One step, recorded as a run; dependent steps: use execute_plan."
+    )
 
 
 def _agent_tool(agent: str) -> Callable[..., Any]:
@@ -433,24 +484,17 @@ def _agent_tool(agent: str) -> Callable[..., Any]:
         ctx: Context[ServerState, Any],
         task: Annotated[
             str | None,
-            Field(
-                min_length=1,
-                description="What to do, in natural language; the agent's LLM picks the tools. Omit with `tool`.",
-            ),
+            Field(min_length=1, description="Instead of `tool`: what to do, in natural language."),
         ] = None,
         tool: Annotated[
             str | None,
-            Field(
-                min_length=1,
-                max_length=100,
-                description="The name of one of the agent's tools, to call it directly. Omit with `task`.",
-            ),
+            Field(min_length=1, max_length=100, description="One of the agent's tools, to call directly."),
         ] = None,
         args: Annotated[
             dict[str, Any] | None,
-            Field(description='With `tool`: the tool\'s arguments, e.g. {"a": 10, "b": 5}.'),
+            Field(description='The tool\'s arguments, e.g. {"a": 10, "b": 5}.'),
         ] = None,
-    ) -> RunView:
+    ) -> CallToolResult:  # the run; no output schema: see the module docstring
         state = _state(ctx)
         if (task is None) == (tool is None):
             raise ToolError(
@@ -464,7 +508,7 @@ def _agent_tool(agent: str) -> Callable[..., Any]:
         with _fixable_errors():
             one_step = state.app.parse({"steps": [step]})
         _require_llm_for_agent_steps(state.app, one_step)
-        return await _submit_and_run(state, ctx, one_step, request=task, wait=True, synthesize=False)
+        return _run_result(await _submit_and_run(state, ctx, one_step, request=task, wait=True, synthesize=False))
 
     run_agent.__name__ = f"{agent}_agent"
     return run_agent
@@ -479,21 +523,16 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
     )
     async def list_runs(
         ctx: Context[ServerState, Any],
-        limit: Annotated[int, Field(ge=1, le=100, description="How many runs per page (1-100).")] = 20,
+        limit: Annotated[int, Field(ge=1, le=100, description="Runs per page.")] = 20,
         status: Annotated[RunStatus | None, Field(description="Only runs with this status.")] = None,
-        cursor: Annotated[
-            str | None, Field(description="`next_cursor` from the previous page, for the next one.")
-        ] = None,
+        cursor: Annotated[str | None, Field(description="`next_cursor` of the previous page.")] = None,
         source: Annotated[
             Literal["store", "flyte"],
-            Field(description="`store`: runs recorded by this server. `flyte`: runs on the configured Flyte cluster."),
+            Field(description="`store`: runs recorded by this server; `flyte`: runs on the configured cluster."),
         ] = "store",
-        flyte_phase: Annotated[
-            list[FlytePhase] | None, Field(description="source=flyte: only runs in these Flyte phases.")
-        ] = None,
+        flyte_phase: Annotated[list[FlytePhase] | None, Field(description="source=flyte: only these phases.")] = None,
         task_name: Annotated[
-            str | None,
-            Field(description="source=flyte: only runs of this Flyte task (default: planner-mcp's orchestrator)."),
+            str | None, Field(description="source=flyte: only this Flyte task (default: planner-mcp's).")
         ] = None,
         created_after: Annotated[datetime | None, Field(description="source=flyte: created at or after.")] = None,
         created_before: Annotated[datetime | None, Field(description="source=flyte: created before.")] = None,
@@ -521,13 +560,20 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
             title="Get a run", read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
     )
-    async def get_run(run_id: RunId, ctx: Context[ServerState, Any]) -> RunView:
-        """A run's status and answer, every step with its task or tool call, status, result, error,
-        attempts, timings and LLM usage, the total usage, and Mermaid charts: the DAG coloured by status and a
-        gantt of when each step ran. Poll this after execute_plan(wait=false) until `finished` is true."""
+    async def get_run(
+        run_id: RunId,
+        ctx: Context[ServerState, Any],
+        detail: Annotated[
+            bool,
+            Field(description="true: every step's whole result and Mermaid charts of the DAG and the timeline."),
+        ] = False,
+    ) -> Annotated[CallToolResult, RunView]:
+        """A run's status and answer, every step with its task or tool call, status, result (long ones
+        as a preview unless detail=true), error, attempts, timings and LLM usage, and the total usage.
+        Poll this after execute_plan(wait=false) until `finished` is true."""
         state = _state(ctx)
         with _fixable_errors():
-            return await _polling_view(state, run_id)
+            return _run_result(await _polling_view(state, run_id, detail=detail))
 
     @_tool(
         server,
@@ -545,17 +591,17 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
         wait: Annotated[
             bool, Field(description="false: return at once and poll get_run (for runs that may take over a minute).")
         ] = True,
-    ) -> RunView:
+    ) -> CallToolResult:  # the run; no output schema: see the module docstring
         """Run again the steps of a run that did not succeed (failed, skipped, cancelled or interrupted),
         keeping the results of the steps that did. A run that already succeeded is returned unchanged."""
         state = _state(ctx)
         with _fixable_errors():
             record = state.app.store.get_run(run_id)
             if record.status is RunStatus.SUCCEEDED:
-                return run_view(record)
+                return _run_result(run_view(record))
             if not wait:
-                return await _start(state, run_id)
-        return await _run_and_wait(state, run_id, ctx)
+                return _run_result(await _start(state, run_id))
+        return _run_result(await _run_and_wait(state, run_id, ctx))
 
     @_tool(
         server,
@@ -567,7 +613,7 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
             open_world_hint=False,
         ),
     )
-    async def cancel_run(run_id: RunId, ctx: Context[ServerState, Any]) -> RunView:
+    async def cancel_run(run_id: RunId, ctx: Context[ServerState, Any]) -> CallToolResult:  # as resume_run
         """Cancel a run: steps in flight stop, no new step starts, and the run is recorded `cancelled`
         (finished steps keep their results; resume_run can finish it later). A finished run is returned
         unchanged."""
@@ -576,7 +622,7 @@ def _add_run_tools(server: MCPServer[ServerState]) -> None:
             await state.runs.cancel(run_id)
             await state.runs.wait(run_id, timeout_s=_CANCEL_WAIT_S)
             record = state.app.store.get_run(run_id)
-        return run_view(record)
+        return _run_result(run_view(record))
 
 
 # -- resources and prompts ------------------------------------------------------------------------
@@ -599,7 +645,7 @@ def _add_resources(server: MCPServer[ServerState], slot: _StateSlot) -> None:
             record: RunRecord = _state(ctx).app.store.get_run(run_id)
         except RunNotFoundError as exc:
             raise ResourceNotFoundError(str(exc)) from None
-        return run_view(record).model_dump_json(indent=2)
+        return run_view(record, detail=True).model_dump_json(indent=2)
 
     @server.resource(
         "runs://recent",
@@ -661,13 +707,14 @@ def serve(
     try:
         security = http_security(host, environ) if transport == "http" else None
         llm = select_llm(environ, settings.home)
-    except (HttpConfigError, LLMError) as exc:
+        catalog = load_catalog(settings)
+    except (HttpConfigError, LLMError, CatalogFactoryError) as exc:
         raise SystemExit(f"planner-mcp: {exc}") from None
 
     def factory(settings: Settings) -> App:
-        return App.open(settings, llm=llm)
+        return App.open(settings, llm=llm, catalog=catalog)
 
-    server = build_server(settings, app_factory=factory, http=security)
+    server = build_server(settings, catalog=catalog, app_factory=factory, http=security)
     try:
         if security is None:
             anyio.run(server.run_stdio_async)

@@ -2,22 +2,30 @@
 
 The views are the structured output of the tools (their JSON Schemas are the tools' output
 schemas), so they are written for a model to read: each step carries what it was asked to do next
-to what it produced, and a run carries Mermaid charts of its DAG and its timeline.
+to what it produced, and a run in detail carries Mermaid charts of its DAG and its timeline.
+A run is compact unless asked in detail: long step results are cut to a preview and the charts
+are left out, so polling a run costs a few hundred bytes per step, not the whole record again.
+`run_text` is the same run as a few lines of text (what a host shows beside the structured data).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, Field, JsonValue
 
 from agents.llm.protocol import Usage
 from planning.catalog import Catalog
 from planning.mermaid import flowchart, gantt
-from planning.plan import Plan
+from planning.plan import Plan, result_text
 from planning.records import DETAILS, RunRecord, RunStatus, RunSummary, StepError, StepStatus
 from planning.remote import FlyteRunSummary
+
+# A compact run shows results up to this many characters of text; longer ones become previews.
+RESULT_PREVIEW_CHARS = 500
+ANSWER_PREVIEW_CHARS = 2_000
+_V = TypeVar("_V")
 
 
 class StepView(BaseModel):
@@ -25,42 +33,61 @@ class StepView(BaseModel):
 
     id: int
     agent: str
-    task: str | None = Field(default=None, description="Agent step: the instruction its LLM received.")
-    tool: str | None = Field(default=None, description="Tool step: the tool called directly.")
-    args: dict[str, JsonValue] | None = Field(default=None, description="Tool step: the arguments as planned.")
-    depends_on: list[int] = Field(default_factory=list, description="Steps this one waited for.")
-    wave: int = Field(description="Dependency depth (1 = no dependencies); for reading, never a barrier.")
+    task: str | None = Field(default=None, description="Agent step: its instruction.")
+    tool: str | None = Field(default=None, description="Tool step: the tool called.")
+    args: dict[str, JsonValue] | None = None
+    depends_on: list[int] = Field(default_factory=list)
+    wave: int = Field(description="Dependency depth (1 = none); never a barrier.")
     status: StepStatus
-    result: JsonValue = Field(default=None, description="The step's result when it succeeded.")
+    result: JsonValue = None
+    result_preview: str | None = Field(
+        default=None, description="Instead of `result` when long: its start; get_run(detail=true) for all."
+    )
     summary: str | None = None
     details: JsonValue = Field(default=None, description=DETAILS)
-    error: StepError | None = Field(default=None, description="Why the step did not succeed.")
+    error: StepError | None = None
     attempts: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
-    usage: Usage = Field(default_factory=Usage, description="LLM calls and tokens this step used.")
+    usage: Usage = Field(default_factory=Usage)
 
 
-class RunView(BaseModel):
-    """A run: its status, answer, every step, total LLM usage, and Mermaid charts."""
+class RunTimings(BaseModel):
+    """Seconds: wall = creation to end (or now); planning = creation to the first step's start;
+    steps = first step's start to last step's end; synthesis = last step's end to the answer."""
+
+    wall_s: float | None = None
+    planning_s: float | None = None
+    steps_s: float | None = None
+    synthesis_s: float | None = None
+
+
+class RunBrief(BaseModel):
+    """A run's id, status and answer; the run carries every step too, as get_run describes."""
 
     run_id: str
-    status: RunStatus = Field(description="pending | running | succeeded | partial | failed | cancelled | interrupted.")
-    finished: bool = Field(description="True once the status will not change (unless the run is resumed).")
-    request: str | None = Field(default=None, description="The natural-language request, if the run came from one.")
-    answer: str | None = Field(default=None, description="The final answer, once the run has finished.")
-    error: str | None = Field(default=None, description="What went wrong, for runs that did not fully succeed.")
+    status: RunStatus
+    finished: bool = Field(description="The status will not change (unless resumed).")
+    answer: str | None = None
+    error: str | None = None
+    steps_done: int
+    step_count: int
+    next: str | None = Field(default=None, description="What to do next, if anything.")
+
+
+class RunView(RunBrief):
+    """A run: status, answer, every step, timings, total LLM usage; in detail, Mermaid charts."""
+
+    request: str | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    steps_done: int = Field(description="Steps that have finished (succeeded, failed, skipped or cancelled).")
-    step_count: int
+    timings: RunTimings
     usage: Usage = Field(description="Total LLM usage: planner, steps and synthesis.")
     steps: list[StepView]
-    flowchart: str = Field(description="Mermaid flowchart of the plan's DAG, coloured by step status.")
-    gantt: str = Field(description="Mermaid gantt chart of when each step ran.")
-    next: str | None = Field(default=None, description="What to do next, when there is something to do.")
+    flowchart: str | None = Field(default=None, description="detail=true: Mermaid flowchart of the DAG.")
+    gantt: str | None = Field(default=None, description="detail=true: Mermaid gantt of when steps ran.")
 
 
 class RunSummaryView(BaseModel):
@@ -72,18 +99,16 @@ class RunSummaryView(BaseModel):
     created_at: datetime
     finished_at: datetime | None = None
     step_count: int
-    flyte_run: str | None = Field(default=None, description="The Flyte run's name (runs listed from the cluster).")
-    flyte_phase: str | None = Field(default=None, description="Flyte's phase of that run.")
-    url: str | None = Field(default=None, description="The Flyte console page of that run.")
+    flyte_run: str | None = Field(default=None, description="source=flyte: the Flyte run's name.")
+    flyte_phase: str | None = None
+    url: str | None = Field(default=None, description="source=flyte: its Flyte console page.")
 
 
 class RunsPage(BaseModel):
     """A page of runs, newest first."""
 
     runs: list[RunSummaryView]
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor` to list_runs for the next page; null on the last page."
-    )
+    next_cursor: str | None = Field(default=None, description="`cursor` for the next page; null on the last.")
 
 
 class PlanView(BaseModel):
@@ -115,26 +140,75 @@ class AgentsView(BaseModel):
 _UNFINISHED_STEPS = (StepStatus.PENDING, StepStatus.RUNNING)
 
 
-def run_view(record: RunRecord, *, finished: bool | None = None, next_hint: str | None = None) -> RunView:
-    """The view of a run; `finished` overrides the status's own (a run about to be resumed is not)."""
+def run_timings(record: RunRecord, *, now: datetime | None = None) -> RunTimings:
+    """Where the run's time went, from its recorded times (an unfinished run's wall time runs to `now`)."""
+    started = [s.started_at for s in record.steps if s.started_at]
+    ended = [s.finished_at for s in record.steps if s.finished_at]
+    first_step = min(started, default=None)
+    last_step = max(ended, default=None)
+    end = record.finished_at or now
+
+    def seconds(start: datetime | None, stop: datetime | None) -> float | None:
+        return max(0.0, (stop - start).total_seconds()) if start and stop else None
+
+    return RunTimings(
+        wall_s=seconds(record.created_at, end),
+        planning_s=seconds(record.created_at, first_step or record.started_at),
+        steps_s=seconds(first_step, last_step) if last_step and len(ended) == len(started) else None,
+        synthesis_s=seconds(last_step, record.finished_at) if record.finished_at else None,
+    )
+
+
+def _result_and_preview(result: JsonValue, detail: bool) -> tuple[JsonValue, str | None]:
+    """`result` whole, or (compact and long) a text preview instead."""
+    if detail or result is None:
+        return result, None
+    text = result_text(result)
+    if len(text) <= RESULT_PREVIEW_CHARS:
+        return result, None
+    return None, text[:RESULT_PREVIEW_CHARS] + "…"
+
+
+def _shortened(value: _V, detail: bool) -> _V:
+    """`value` with (compact) every text longer than a preview cut to one."""
+    if detail:
+        return value
+    if isinstance(value, str) and len(value) > RESULT_PREVIEW_CHARS:
+        return cast(_V, value[:RESULT_PREVIEW_CHARS] + "…")
+    if isinstance(value, dict):
+        return cast(_V, {key: _shortened(item, detail) for key, item in value.items()})
+    if isinstance(value, list):
+        return cast(_V, [_shortened(item, detail) for item in value])
+    return value
+
+
+def run_view(
+    record: RunRecord, *, finished: bool | None = None, next_hint: str | None = None, detail: bool = False
+) -> RunView:
+    """The view of a run; `finished` overrides the status's own (a run about to be resumed is not).
+
+    `detail`: every result whole and the Mermaid charts; otherwise long results are previews
+    and long texts in tasks and arguments are cut."""
     planned = {step.id: step for step in record.plan.steps}
     waves = record.plan.waves()
     steps = []
     for step in record.steps:
         plan_step = planned.get(step.id)
+        result, preview = _result_and_preview(step.result, detail)
         steps.append(
             StepView(
                 id=step.id,
                 agent=step.agent,
-                task=plan_step.task if plan_step else None,
+                task=_shortened(plan_step.task, detail) if plan_step else None,
                 tool=plan_step.tool if plan_step else None,
-                args=plan_step.args if plan_step else None,
+                args=_shortened(plan_step.args, detail) if plan_step else None,
                 depends_on=sorted(plan_step.needs()) if plan_step else [],
                 wave=waves.get(step.id, 1),
                 status=step.status,
-                result=step.result,
+                result=result,
+                result_preview=preview,
                 summary=step.summary,
-                details=step.details,
+                details=_shortened(step.details, detail),
                 error=step.error,
                 attempts=step.attempts,
                 started_at=step.started_at,
@@ -156,12 +230,48 @@ def run_view(record: RunRecord, *, finished: bool | None = None, next_hint: str 
         finished_at=record.finished_at,
         steps_done=sum(1 for step in record.steps if step.status not in _UNFINISHED_STEPS),
         step_count=record.step_count,
+        timings=run_timings(record, now=datetime.now(UTC)),
         usage=record.total_usage(),
         steps=steps,
-        flowchart=flowchart(record.plan, statuses),
-        gantt=gantt(record),
+        flowchart=flowchart(record.plan, statuses) if detail else None,
+        gantt=gantt(record) if detail else None,
         next=next_hint,
     )
+
+
+def run_text(view: RunView) -> str:
+    """The run in a few lines: status, answer, one line per step (what a host shows beside the data).
+
+    Long texts are previews: the whole run is the structured content and the runs://{id} resource."""
+    lines = [f"run {view.run_id}: {view.status.value} ({view.steps_done}/{view.step_count} steps done)"]
+    if view.answer:
+        answer = view.answer
+        if len(answer) > ANSWER_PREVIEW_CHARS:
+            answer = (
+                f"{answer[:ANSWER_PREVIEW_CHARS]}… ({len(answer):,} characters: the whole answer is in the "
+                f"structured content and at runs://{view.run_id})"
+            )
+        lines.append(f"answer: {answer}")
+    if view.error:
+        lines.append(f"error: {view.error}")
+    for step in view.steps:
+        what = f"{step.agent}.{step.tool}" if step.tool else step.agent
+        line = f"step {step.id} {what}: {step.status.value}"
+        if step.error is not None:
+            line += f" ({step.error.kind}: {step.error.message})"
+        elif step.result_preview is not None:
+            line += f" -> {step.result_preview}"
+        elif step.status is StepStatus.SUCCEEDED:
+            line += f" -> {_one_line(result_text(step.result))}"
+        lines.append(line)
+    if view.next:
+        lines.append(f"next: {view.next}")
+    return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= RESULT_PREVIEW_CHARS else text[:RESULT_PREVIEW_CHARS] + "…"
 
 
 def summary_view(summary: RunSummary) -> RunSummaryView:

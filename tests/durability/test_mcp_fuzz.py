@@ -109,7 +109,7 @@ def mcp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mcp]:
         sandbox=SandboxLimits(wall_time_s=2, cpu_time_s=2),
     )
     catalog = fuzz_catalog(config)
-    server = build_server(config, app_factory=lambda s: App.open(s, llm=None, catalog=catalog))
+    server = build_server(config, catalog=catalog, app_factory=lambda s: App.open(s, llm=None, catalog=catalog))
     with start_blocking_portal() as portal, portal.wrap_async_context_manager(Client(server)) as client:
         yield Mcp(portal, client, catalog)
 

@@ -61,7 +61,7 @@ def make_server(settings: Settings, catalog: Catalog) -> Callable[..., MCPServer
     """`make_server(llm=None)`: the server over the test catalog, with that LLM (none by default)."""
 
     def make(llm: LLM | None = None) -> MCPServer[ServerState]:
-        return build_server(settings, app_factory=lambda s: App.open(s, llm=llm, catalog=catalog))
+        return build_server(settings, catalog=catalog, app_factory=lambda s: App.open(s, llm=llm, catalog=catalog))
 
     return make
 

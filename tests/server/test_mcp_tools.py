@@ -95,12 +95,21 @@ async def test_every_tool_is_listed_with_its_hints_and_an_output_schema(make_ser
         "web_search_agent": (False, False, False, True),
         "code_agent": (False, False, False, False),
         "weather_agent": (False, False, False, True),
+        "gate_agent": (False, False, False, False),  # the test catalog's extra agent gets its tool too
         "list_runs": (True, None, True, False),
         "get_run": (True, None, True, False),
         "resume_run": (False, False, True, True),
         "cancel_run": (False, True, True, False),
     }
-    assert all(tool.output_schema and tool.description for tool in tools)
+    assert all(tool.description for tool in tools)
+    published = {tool.name: (tool.output_schema or {}).get("description") for tool in tools if tool.output_schema}
+    assert published == {
+        "plan": "A validated plan, ready for execute_plan, with its DAG drawn in Mermaid.",
+        "execute_plan": "A run's id, status and answer; the run carries every step too, as get_run describes.",
+        "list_agents": "The specialist agents a plan may use, with their tools' argument schemas.",
+        "list_runs": "A page of runs, newest first.",
+        "get_run": "A run: status, answer, every step, timings, total LLM usage; in detail, Mermaid charts.",
+    }
     execute = next(tool for tool in tools if tool.name == "execute_plan")
     assert "60 seconds" in (execute.description or "")
     assert "wait=false" in (execute.description or "")
@@ -131,8 +140,7 @@ async def test_execute_plan_runs_the_seed_plan_and_reports_each_step_start_and_f
     assert (run["status"], run["finished"], run["answer"], run["error"]) == ("succeeded", True, "100", None)
     assert step_results(run) == {1: ("succeeded", 50), 2: ("succeeded", 2), 3: ("succeeded", 100)}
     assert [step["wave"] for step in run["steps"]] == [1, 1, 2]
-    assert run["gantt"].startswith("gantt") and "section step 3" in run["gantt"]
-    assert run["flowchart"].startswith("flowchart TD")
+    assert (run["gantt"], run["flowchart"]) == (None, None)  # charts: get_run(detail=true)
     values = [value for value, _, _ in reports]
     assert values == sorted(set(values)), "progress must strictly increase"
     assert len(reports) == 6 and reports[-1] == (3, 3, "3 done of 3: step 3 (math) succeeded")
@@ -578,6 +586,62 @@ async def test_an_unknown_run_id_says_so(make_server: MakeServer, mode: str, too
     )
 
 
+async def test_tools_list_stays_under_25000_characters_with_every_tool(make_server: MakeServer, mode: str) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        listed = await client.list_tools()
+
+    size = len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    assert size <= 25_000, f"tools/list is {size:,} characters"
+    assert len(listed.tools) == 13  # 7 planning and run tools + one per agent of the test catalog (6)
+    assert not any('"title": "' in json.dumps(tool.input_schema) for tool in listed.tools)
+
+
+async def test_each_agent_tool_names_every_tool_of_its_agent(make_server: MakeServer, catalog: Catalog) -> None:
+    async with Client(make_server()) as client:
+        descriptions = {tool.name: tool.description or "" for tool in (await client.list_tools()).tools}
+
+    for agent in catalog.agents.values():
+        names = ", ".join(tool.name for tool in agent.tools)
+        assert f"Tools: {names}." in descriptions[f"{agent.name}_agent"]
+    assert "Tools: evaluate, add, subtract, multiply" in descriptions["math_agent"]
+
+
+async def test_a_run_comes_back_as_a_few_lines_of_text_beside_its_structured_content(
+    make_server: MakeServer, mode: str
+) -> None:
+    async with Client(make_server(), mode=mode) as client:
+        result = await client.call_tool("execute_plan", {"plan": SEED_PLAN})
+
+    run = structured(result)
+    assert len(result.content) == 1 and isinstance(result.content[0], TextContent)
+    assert result.content[0].text == (
+        f"run {run['run_id']}: succeeded (3/3 steps done)\n"
+        "answer: 100\n"
+        "step 1 math.multiply: succeeded -> 50\n"
+        "step 2 string.word_count: succeeded -> 2\n"
+        "step 3 math.multiply: succeeded -> 100"
+    )
+
+
+async def test_get_run_is_compact_unless_asked_for_detail(make_server: MakeServer, mode: str) -> None:
+    long_text = "ab " * 2_000
+    plan = {"steps": [{"id": 1, "agent": "string", "tool": "upper", "args": {"text": long_text}}]}
+    async with Client(make_server(), mode=mode) as client:
+        run_id = (await call(client, "execute_plan", plan=plan))["run_id"]
+        compact = await client.call_tool("get_run", {"run_id": run_id})
+        detailed = await client.call_tool("get_run", {"run_id": run_id, "detail": True})
+
+    step = structured(compact)["steps"][0]
+    assert step["result"] is None and step["result_preview"] == long_text.upper()[:500] + "…"
+    # The answer (the whole result here) once, in the structured content; everything else is short.
+    assert json.dumps(compact.model_dump(mode="json", by_alias=True)).count(long_text.upper()) == 1
+    assert isinstance(compact.content[0], TextContent) and len(compact.content[0].text) < 3_000
+    full = structured(detailed)
+    assert full["steps"][0]["result"] == long_text.upper() and full["steps"][0]["result_preview"] is None
+    assert full["flowchart"].startswith("flowchart TD") and full["gantt"].startswith("gantt")
+    assert "section step 1" in full["gantt"]
+
+
 async def test_get_run_shows_each_steps_call_result_timing_and_usage(make_server: MakeServer, mode: str) -> None:
     async with Client(make_server(), mode=mode) as client:
         executed = await call(client, "execute_plan", plan=SEED_PLAN)
@@ -692,11 +756,12 @@ async def test_reading_the_resources_gives_runs_and_the_catalog_as_json(
     async with Client(make_server(), mode=mode) as client:
         run = await call(client, "execute_plan", plan=SEED_PLAN)
         as_resource = await read_json(client, f"runs://{run['run_id']}")
+        detailed = await call(client, "get_run", run_id=run["run_id"], detail=True)
         recent = await read_json(client, "runs://recent")
         listed = await call(client, "list_runs")
         agents = await read_json(client, "agents://catalog")
 
-    assert as_resource == run
+    assert as_resource == detailed and {**as_resource, "flowchart": None, "gantt": None} == run
     assert recent == listed
     assert agents == agents_view(catalog).model_dump(mode="json")
 
