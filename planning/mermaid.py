@@ -73,19 +73,31 @@ def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None) -> s
     return "\n".join(lines)
 
 
+# Mermaid draws a gantt axis with d3 in the viewer's time zone. Seconds and milliseconds read the
+# same in every zone, so a run shorter than a minute is drawn from 0 ("12.500 s"); a longer one is
+# drawn at its real times on the viewer's clock ("14:05:09"), which never wraps around.
+_SHORT_RUN_MS = 60_000
+_GANTT_TAGS = {StepStatus.FAILED: "crit, ", StepStatus.RUNNING: "active, ", StepStatus.CANCELLED: "done, "}
+
+
 def gantt(record: RunRecord) -> str:
-    """`gantt` of when each step ran, in milliseconds from the run's first step start."""
+    """`gantt` of when each step ran: failed steps red (crit), running ones active, cancelled ones
+    greyed (done); succeeded ones plain."""
     started = [s.started_at for s in record.steps if s.started_at]
-    lines = ["gantt", f"    title Run {record.id}", "    dateFormat x", "    axisFormat %S.%L s"]
+    lines = ["gantt", f"    title Run {record.id}", "    dateFormat x"]
     if not started:
-        return "\n".join([*lines, "    section no step has started"])
+        return "\n".join([*lines, "    axisFormat %S.%L s", "    section no step has started"])
     origin = min(started)
+    last = max((s.finished_at or s.started_at) for s in record.steps if s.started_at)
+    short = (last - origin).total_seconds() * 1000 < _SHORT_RUN_MS
+    base = 0 if short else int(origin.timestamp() * 1000)
+    lines.append("    axisFormat %S.%L s" if short else "    axisFormat %H:%M:%S")
     for step in record.steps:
         if not step.started_at:
             continue
-        start = int((step.started_at - origin).total_seconds() * 1000)
-        end = int(((step.finished_at or step.started_at) - origin).total_seconds() * 1000)
-        tag = {"failed": "crit, ", "running": "active, "}.get(step.status.value, "")
+        start = base + int((step.started_at - origin).total_seconds() * 1000)
+        end = base + int(((step.finished_at or step.started_at) - origin).total_seconds() * 1000)
+        tag = _GANTT_TAGS.get(step.status, "")
         lines.append(f"    section step {step.id}")
         lines.append(f"    {step.agent} ({step.status.value}) :{tag}s{step.id}, {start}, {max(end, start + 1)}")
     return "\n".join(lines)

