@@ -1,6 +1,9 @@
 """`planner-mcp`: run plans and requests, list and inspect runs, serve MCP.
 
-The CLI's own results go to stdout; progress, logs and errors go to stderr.
+The CLI's own results go to stdout; progress, logs and errors go to stderr. With `--json` a
+command prints exactly one JSON document on stdout and nothing else there. Exit codes: 0 done,
+1 the run (or the command) failed, 2 bad input (usage, a plan that is not valid, an unreadable
+plan file), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import get_args
 
@@ -20,25 +24,28 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
 from planning import flyte_setup
 
 flyte_setup.import_flyte()
 
-from agents.llm import LLMError  # noqa: E402 - flyte must be tamed first
+from agents.llm import LLM, LLMError, LLMNotConfiguredError  # noqa: E402 - flyte must be tamed first
 from agents.llm.select import select_llm  # noqa: E402
 from agents.planner import PlanningError  # noqa: E402
 from planning.catalog import CatalogFactoryError  # noqa: E402
 from planning.engine import StepEvent  # noqa: E402
 from planning.mermaid import flowchart, gantt  # noqa: E402
-from planning.plan import plan_json_schema, result_text  # noqa: E402
-from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
+from planning.plan import plan_json_schema  # noqa: E402
+from planning.records import RunRecord, RunStatus  # noqa: E402
 from planning.remote import PLAN_TASK, FlytePhase, RemoteError  # noqa: E402
 from planning.settings import Settings  # noqa: E402
 from planning.store import StoreError  # noqa: E402
 from planning.validate import PlanValidationError  # noqa: E402
 from server.app import App, RunBusyError  # noqa: E402
+from server.terminal import STEP_STYLES, plan_summary, print_plain, run_report, runs_table, seconds, status_text  # noqa: E402
+from server.views import RunsPage, run_timings, summary_view  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 # Markup is only ever in our own literals; text from plans, results and errors is printed plain
 # (`_plain`), so "[/]" or ":smile:" in it is shown as written, never parsed.
@@ -47,6 +54,7 @@ out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 _EXIT_FAILED = 1
 _EXIT_USAGE = 2
+_DEFAULT_LIMIT = 20
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,10 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(Settings(), transport=args.transport, host=args.host, port=args.port)
         return 0
-    try:
-        if args.command == "run" and args.plan is not None:
-            # Bytes: the plan parser reports text that is not UTF-8 like any other invalid JSON.
+    if args.command == "run" and args.plan is not None:
+        # Bytes: the plan parser reports text that is not UTF-8 like any other invalid JSON.
+        try:
             args.plan = sys.stdin.buffer.read() if args.plan == "-" else Path(args.plan).read_bytes()
+        except OSError as exc:
+            _plain(err, f"error: cannot read the plan file {args.plan!r}: {exc.strerror or exc}", style="red")
+            return _EXIT_USAGE
+    try:
         return asyncio.run(_dispatch(args))
     except PlanValidationError as exc:
         _plain(err, str(exc), style="red")
@@ -79,16 +91,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _select_llm(args: argparse.Namespace, settings: Settings) -> LLM | None:
+    """The LLM the environment selects; when it cannot be had, commands that need none still run
+    (a plan of tool steps, listing, showing) and the reason is kept for the steps that do."""
+    try:
+        return select_llm(os.environ, settings.home)
+    except LLMNotConfiguredError as exc:
+        if args.command == "plan" or (args.command == "run" and args.request is not None):
+            raise
+        logger.info("%s Continuing without an LLM: tool steps need none.", exc)
+        return None
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     settings = Settings()
-    app = App.open(settings, llm=select_llm(os.environ, settings.home))
+    app = App.open(settings, llm=_select_llm(args, settings))
     try:
         if args.command == "run":
             return await _run(app, args)
         if args.command == "plan":
             plan = (await app.plan(args.request)).plan
             _plain(out, plan.model_dump_json(indent=2, exclude_defaults=True))
-            _plain(out, "\n```mermaid\n" + flowchart(plan) + "\n```")
+            if args.mermaid:
+                _plain(out, "\n```mermaid\n" + flowchart(plan) + "\n```")
+            elif not args.json:
+                err.print(plan_summary(plan), end="", style="dim")
+                err.print("run it: save this JSON (> plan.json), then planner-mcp run --plan plan.json", style="dim")
             return 0
         if args.command == "runs":
             return await _flyte_runs(app, args) if args.flyte else _runs(app, args)
@@ -104,7 +132,12 @@ async def _dispatch(args: argparse.Namespace) -> int:
             return _finish(record, args.json)
         if args.command == "cancel":
             record = await app.cancel(args.run_id)
-            out.print(f"{record.id}: {record.status.value}")
+            if args.json:
+                _plain(out, record.model_dump_json(indent=2))
+            else:
+                line = status_text(record.status)
+                out.print(f"run {record.id}: ", end="")
+                out.print(line)
             return 0
         if args.command == "schema":
             _plain(out, json.dumps(app.catalog.describe() if args.agents else plan_json_schema(), indent=2))
@@ -132,6 +165,8 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         url = app.store.flyte_run(record.id)
         err.print(f"submitted run {record.id} to Flyte: {url.url if url else ''}")
         err.print(f"follow it: planner-mcp show {record.id}", style="dim")
+        if args.json:
+            _plain(out, record.model_dump_json(indent=2))
         return 0
     record = await _with_progress(app, record.id)
     return _finish(record, args.json)
@@ -150,8 +185,9 @@ async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunReco
         bar = progress.add_task(f"run {run_id}", total=total)
 
         def on_event(event: StepEvent) -> None:
-            mark = {StepStatus.SUCCEEDED: "[green]✓", StepStatus.RUNNING: "[yellow]…"}.get(event.status, "[red]✗")
-            progress.console.print(f"{mark}[/] step {event.step_id} ({event.agent}) {event.status.value}")
+            line = status_text(event.status, STEP_STYLES)
+            line.append(f"  step {event.step_id} ({event.agent})", style="default")
+            progress.console.print(line)
             progress.update(bar, completed=event.done)
 
         return await (app.resume if resume else app.execute)(run_id, on_event)
@@ -161,11 +197,18 @@ def _finish(record: RunRecord, as_json: bool) -> int:
     if as_json:
         _plain(out, record.model_dump_json(indent=2))
     else:
-        err.print(f"run {record.id}: {record.status.value}", style="dim")
+        err.print(f"run {record.id}: ", end="")
+        err.print(status_text(record.status), end="")
+        err.print(f"  ({_elapsed(record)}; details: planner-mcp show {record.id})", style="dim")
         if record.error and record.status is not RunStatus.SUCCEEDED:
             _plain(err, record.error, style="red")
         _plain(out, record.answer or "")
     return 0 if record.status is RunStatus.SUCCEEDED else _EXIT_FAILED
+
+
+def _elapsed(record: RunRecord) -> str:
+    timings = run_timings(record)
+    return f"{seconds(timings.wall_s)} in all, steps {seconds(timings.steps_s)}"
 
 
 async def _flyte_runs(app: App, args: argparse.Namespace) -> int:
@@ -176,6 +219,9 @@ async def _flyte_runs(app: App, args: argparse.Namespace) -> int:
         created_before=args.until,
         limit=args.limit,
     )
+    if args.json:
+        _plain(out, RunsPage(runs=[summary_view(run) for run in runs]).model_dump_json(indent=2))
+        return 0
     table = Table("flyte run", "phase", "planner run", "created", "console")
     for run in runs:
         table.add_row(
@@ -189,57 +235,37 @@ def _runs(app: App, args: argparse.Namespace) -> int:
     runs, cursor = app.store.list_runs(
         limit=args.limit, status=RunStatus(args.status) if args.status else None, cursor=args.cursor
     )
-    table = Table("id", "status", "steps", "created", "request")
-    for run in runs:
-        table.add_row(
-            run.id,
-            run.status.value,
-            str(run.step_count),
-            run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            Text((run.request or "(plan)")[:60]),
-        )
-    out.print(table)
+    if args.json:
+        _plain(out, RunsPage(runs=[summary_view(run) for run in runs], next_cursor=cursor).model_dump_json(indent=2))
+        return 0
+    if not runs:
+        err.print("no runs" + (f" with status {args.status}" if args.status else ""), style="dim")
+        return 0
+    out.print(runs_table(runs))
     if cursor:
-        err.print(f"more: planner-mcp runs --cursor {cursor}", style="dim")
+        # The next page of the same listing: the filters go with the cursor.
+        same = [f"--status {args.status}"] if args.status else []
+        same += [f"--limit {args.limit}"] if args.limit != _DEFAULT_LIMIT else []
+        err.print(f"more: planner-mcp runs {' '.join([*same, f'--cursor {cursor}'])}", style="dim")
     return 0
 
 
 def _show(record: RunRecord, *, mermaid: bool) -> None:
-    out.print(
-        f"run {record.id}  {record.status.value}  engine={record.engine}  created {record.created_at:%Y-%m-%d %H:%M:%S}"
-    )
-    if record.request:
-        _plain(out, f"request: {record.request}")
-    table = Table("step", "agent", "status", "attempts", "started", "duration", "LLM calls/tokens", "result / error")
-    origin = min((s.started_at for s in record.steps if s.started_at), default=None)
-    for step in record.steps:
-        started = f"+{(step.started_at - origin).total_seconds():.3f}s" if step.started_at and origin else ""
-        duration = f"{step.duration_s:.3f}s" if step.duration_s is not None else ""
-        usage = f"{step.usage.calls}/{step.usage.prompt_tokens + step.usage.completion_tokens}"
-        shown = (
-            result_text(step.result)
-            if step.status is StepStatus.SUCCEEDED
-            else (step.error.message if step.error else "")
-        )
-        table.add_row(
-            str(step.id), step.agent, step.status.value, str(step.attempts), started, duration, usage, Text(shown[:80])
-        )
-    out.print(table)
-    total = record.total_usage()
-    out.print(f"LLM: {total.calls} calls, {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens")
-    if record.answer:
-        _plain(out, f"answer: {record.answer}")
-    if record.error:
-        _plain(out, f"error: {record.error}")
+    out.print(run_report(record))
     if mermaid:
         statuses = {s.id: s.status for s in record.steps}
         _plain(out, "\n```mermaid\n" + flowchart(record.plan, statuses) + "\n```")
         _plain(out, "\n```mermaid\n" + gantt(record) + "\n```")
 
 
-def _plain(console: Console, text: str, style: str | None = None) -> None:
-    """Print text exactly as it is: no markup, no highlighting (it may come from a plan or the web)."""
-    console.print(text, style=style, markup=False, highlight=False)
+_plain = print_plain
+
+
+def _version() -> str:
+    try:
+        return version("planner-mcp")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
 
 
 def _positive(text: str) -> int:
@@ -254,6 +280,7 @@ def _positive(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planner-mcp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"planner-mcp {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -267,33 +294,39 @@ def _parser() -> argparse.ArgumentParser:
         "--engine", choices=["local", "remote"], help="where the run executes (default PLANNER_MCP_ENGINE, else local)"
     )
 
-    plan = sub.add_parser("plan", help="print the validated plan for a request (JSON + Mermaid)")
+    plan = sub.add_parser("plan", help="print the validated plan for a request as JSON (run it with run --plan)")
     plan.add_argument("request")
+    plan_output = plan.add_mutually_exclusive_group()
+    plan_output.add_argument("--json", action="store_true", help="only the plan's JSON (the default output, quietly)")
+    plan_output.add_argument("--mermaid", action="store_true", help="also print the DAG as a Mermaid flowchart")
 
     runs = sub.add_parser("runs", help="list runs, newest first")
     runs.add_argument("--status", choices=[s.value for s in RunStatus])
-    runs.add_argument("--limit", type=_positive, default=20, help="runs per page (1 or more)")
+    runs.add_argument("--limit", type=_positive, default=_DEFAULT_LIMIT, help="runs per page (1 or more)")
     runs.add_argument("--cursor", help="next page, from the previous listing")
     runs.add_argument("--flyte", action="store_true", help="list runs on the configured Flyte cluster instead")
     runs.add_argument("--phase", action="append", choices=get_args(FlytePhase), help="--flyte: only this phase")
     runs.add_argument("--task", help="--flyte: only runs of this Flyte task (default: planner-mcp's orchestrator)")
     runs.add_argument("--since", type=datetime.fromisoformat, help="--flyte: created at or after (ISO time)")
     runs.add_argument("--until", type=datetime.fromisoformat, help="--flyte: created before (ISO time)")
+    runs.add_argument("--json", action="store_true", help="print the page as JSON: runs and next_cursor")
 
     show = sub.add_parser("show", help="a run's steps, timings, results and usage")
     show.add_argument("run_id")
     show.add_argument("--mermaid", action="store_true", help="also print the DAG flowchart and the timeline gantt")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the whole run record as JSON")
 
     resume = sub.add_parser("resume", help="re-run the steps of a run that did not succeed")
     resume.add_argument("run_id")
-    resume.add_argument("--json", action="store_true")
+    resume.add_argument("--json", action="store_true", help="print the whole run record as JSON")
 
     cancel = sub.add_parser("cancel", help="cancel a pending run")
     cancel.add_argument("run_id")
+    cancel.add_argument("--json", action="store_true", help="print the whole run record as JSON")
 
     schema = sub.add_parser("schema", help="print the plan JSON Schema (or --agents: the catalog)")
     schema.add_argument("--agents", action="store_true")
+    schema.add_argument("--json", action="store_true", help="accepted for symmetry: the output is always JSON")
 
     serve = sub.add_parser("serve", help="serve MCP (stdio by default)")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")

@@ -54,8 +54,9 @@ class StepView(BaseModel):
 
 
 class RunTimings(BaseModel):
-    """Seconds: wall = creation to end (or now); planning = creation to the first step's start;
-    steps = first step's start to last step's end; synthesis = last step's end to the answer."""
+    """Seconds: wall = creation to end (or now); planning (runs of a request) = creation to the
+    first step's start; steps = first step's start to the last one's end; synthesis = from there
+    to the answer."""
 
     wall_s: float | None = None
     planning_s: float | None = None
@@ -142,20 +143,20 @@ _UNFINISHED_STEPS = (StepStatus.PENDING, StepStatus.RUNNING)
 
 def run_timings(record: RunRecord, *, now: datetime | None = None) -> RunTimings:
     """Where the run's time went, from its recorded times (an unfinished run's wall time runs to `now`)."""
-    started = [s.started_at for s in record.steps if s.started_at]
-    ended = [s.finished_at for s in record.steps if s.finished_at]
-    first_step = min(started, default=None)
-    last_step = max(ended, default=None)
-    end = record.finished_at or now
+    ran = [s for s in record.steps if s.started_at]
+    first_step = min((s.started_at for s in ran if s.started_at), default=None)
+    last_step = max((s.finished_at for s in ran if s.finished_at), default=None)
+    steps_over = all(s.finished_at for s in ran)
 
     def seconds(start: datetime | None, stop: datetime | None) -> float | None:
         return max(0.0, (stop - start).total_seconds()) if start and stop else None
 
     return RunTimings(
-        wall_s=seconds(record.created_at, end),
-        planning_s=seconds(record.created_at, first_step or record.started_at),
-        steps_s=seconds(first_step, last_step) if last_step and len(ended) == len(started) else None,
-        synthesis_s=seconds(last_step, record.finished_at) if record.finished_at else None,
+        wall_s=seconds(record.created_at, record.finished_at or now),
+        # Only a request is planned; a plan's run spends this time starting up.
+        planning_s=seconds(record.created_at, first_step or record.started_at) if record.request else None,
+        steps_s=seconds(first_step, last_step) if steps_over else None,
+        synthesis_s=seconds(last_step, record.finished_at) if steps_over else None,
     )
 
 

@@ -117,9 +117,9 @@ CASES: dict[str, Case] = {
     "truncated JSON": run_plan('{"steps": [', "the plan is not valid JSON"),
     "bytes that are not UTF-8": run_plan(b"\x80\x81{\xfe\xff", "the plan is not valid JSON"),
     "a plan file that does not exist": command(
-        "run", "--plan", "/nonexistent/plan.json", says="No such file or directory"
+        "run", "--plan", "/nonexistent/plan.json", says="No such file or directory", exit_code=2
     ),
-    "a directory as plan file": command("run", "--plan", "/", says="Is a directory"),
+    "a directory as plan file": command("run", "--plan", "/", says="Is a directory", exit_code=2),
     "show of an unknown run": command("show", "r-unknown", says="no run with id 'r-unknown'; call list_runs"),
     "resume of an unknown run": command("resume", "r-unknown", says="no run with id 'r-unknown'; call list_runs"),
     "cancel of an unknown run": command("cancel", "r-unknown", says="no run with id 'r-unknown'; call list_runs"),

@@ -1,0 +1,196 @@
+"""How the CLI draws runs, steps and plans in a terminal (80 columns or more, or piped).
+
+Rules: run ids are never cut; a status is a symbol *and* a word, each status its own colour;
+results are shown whole (wrapped) up to a screenful, a program's run as the value it computed
+with its sandbox tier and warning. Text from plans, results and errors is never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from planning.plan import Plan, result_text
+from planning.records import RunRecord, RunStatus, RunSummary, StepRecord, StepStatus
+from server.views import run_timings
+
+# Longest result text shown in a table cell; `show --json` has every result whole.
+CELL_CHARS = 600
+
+RUN_STYLES: dict[str, tuple[str, str]] = {
+    RunStatus.SUCCEEDED: ("✓", "green"),
+    RunStatus.PARTIAL: ("◐", "yellow"),
+    RunStatus.FAILED: ("✗", "red"),
+    RunStatus.CANCELLED: ("⊘", "magenta"),
+    RunStatus.INTERRUPTED: ("⚠", "yellow"),
+    RunStatus.RUNNING: ("…", "cyan"),
+    RunStatus.PENDING: ("·", "blue"),
+    "planning": ("…", "cyan"),
+}
+STEP_STYLES: dict[str, tuple[str, str]] = {
+    StepStatus.SUCCEEDED: ("✓", "green"),
+    StepStatus.FAILED: ("✗", "red"),
+    StepStatus.SKIPPED: ("↷", "yellow"),
+    StepStatus.CANCELLED: ("⊘", "magenta"),
+    StepStatus.RUNNING: ("…", "cyan"),
+    StepStatus.PENDING: ("·", "blue"),
+}
+
+
+def status_text(status: str, styles: dict[str, tuple[str, str]] = RUN_STYLES) -> Text:
+    symbol, style = styles.get(status, ("·", "default"))
+    return Text(f"{symbol} {status}", style=style)
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 60:
+        return f"{value:.2f}s" if value < 10 else f"{value:.1f}s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes}m {rest:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def runs_table(runs: Iterable[RunSummary]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    # The id is what users copy into `show`: never wrapped, never cut.
+    table.add_column("id", no_wrap=True, min_width=23)
+    table.add_column("status", no_wrap=True)
+    table.add_column("steps", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("request", overflow="ellipsis", no_wrap=True, ratio=1, min_width=8)
+    for run in runs:
+        table.add_row(
+            run.id,
+            status_text(run.status),
+            str(run.step_count),
+            _local(run.created_at).strftime("%m-%d %H:%M"),
+            Text(" ".join((run.request or "(plan)").split())),
+        )
+    return table
+
+
+def run_report(record: RunRecord) -> Group:
+    """`show`: the run's status, request, where the time went, LLM usage, every step, the answer."""
+    head = Text()
+    head.append(f"run {record.id}  ", style="bold")
+    head.append_text(status_text(record.status))
+    head.append(f"  ({record.engine}, created {_local(record.created_at):%Y-%m-%d %H:%M:%S})", style="dim")
+    fields = _fields()
+    if record.request:
+        fields.add_row("request", Text(record.request))
+    timings = run_timings(record)
+    fields.add_row(
+        "time",
+        f"{seconds(timings.wall_s)} in all: planning {seconds(timings.planning_s)}, "
+        f"steps {seconds(timings.steps_s)}, answer {seconds(timings.synthesis_s)}",
+    )
+    total = record.total_usage()
+    fields.add_row(
+        "LLM",
+        f"{total.calls} calls, {total.prompt_tokens:,} prompt + {total.completion_tokens:,} completion tokens"
+        f" ({seconds(total.latency_s)})"
+        if total.calls
+        else "no calls",
+    )
+    ending = _fields()
+    if record.answer:
+        ending.add_row("answer", Text(_cut(record.answer, limit=4 * CELL_CHARS), style="bold"))
+    if record.error and record.status is not RunStatus.SUCCEEDED:
+        ending.add_row("error", Text(_cut(record.error, limit=4 * CELL_CHARS), style="red"))
+    return Group(head, fields, steps_table(record), ending)
+
+
+def steps_table(record: RunRecord) -> Table:
+    with_llm = any(step.usage.calls for step in record.steps)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("agent", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    if with_llm:
+        table.add_column("LLM", justify="right", no_wrap=True)
+    table.add_column("result / error", overflow="fold", ratio=1, min_width=20)
+    planned = {step.id: step for step in record.plan.steps}
+    for step in record.steps:
+        status = status_text(step.status, STEP_STYLES)
+        if step.attempts > 1:
+            status.append(f" ×{step.attempts}", style="dim")
+        plan_step = planned.get(step.id)
+        what = f"{step.agent}.{plan_step.tool}" if plan_step and plan_step.tool else step.agent
+        row: list[RenderableType] = [str(step.id), what, status, seconds(step.duration_s)]
+        if with_llm:
+            row.append(f"{step.usage.calls}/{step.usage.prompt_tokens + step.usage.completion_tokens:,}")
+        row.append(step_cell(step))
+        table.add_row(*row)
+    return table
+
+
+def step_cell(step: StepRecord) -> Text:
+    """What a step produced, or why it did not: the value that matters, whole up to a screenful."""
+    if step.error is not None and step.status is not StepStatus.SUCCEEDED:
+        _, style = STEP_STYLES.get(step.status, ("", "red"))
+        return Text(f"{step.error.kind}: {_cut(step.error.message)}", style=style)
+    if step.status is not StepStatus.SUCCEEDED:
+        return Text("")
+    result = step.result
+    if isinstance(result, dict) and "tier" in result and "exit_code" in result:
+        return _program_cell(result)
+    cell = Text(_cut(result_text(result)))
+    if step.summary:
+        cell.append(f"\nvia {_cut(step.summary)}", style="dim")
+    return cell
+
+
+def _program_cell(run: dict[str, object]) -> Text:
+    """A program's run (a `run_python` tool step): its value, exit, sandbox tier and warning."""
+    value = run.get("result")
+    shown = result_text(value) if value is not None else str(run.get("stdout") or "").strip()  # type: ignore[arg-type]
+    cell = Text(_cut(shown) or "(no output)")
+    exit_code = run.get("exit_code")
+    cell.append(f"\nexit {exit_code} · sandbox {run.get('tier')}", style="dim" if exit_code == 0 else "red")
+    if exit_code != 0 and run.get("stderr"):
+        cell.append(f"\n{_cut(str(run.get('stderr')), tail=True)}", style="red")
+    if run.get("warning"):
+        cell.append(f"\n⚠ {run.get('warning')}", style="yellow")
+    return cell
+
+
+def plan_summary(plan: Plan) -> Text:
+    """A plan's steps by wave, for stderr beside the plan's JSON."""
+    waves = plan.waves()
+    text = Text()
+    for wave in sorted(set(waves.values())):
+        steps = [step for step in plan.steps if waves[step.id] == wave]
+        names = ", ".join(f"{s.id} {s.agent}.{s.tool}" if s.tool else f"{s.id} {s.agent}" for s in steps)
+        text.append(f"wave {wave}: {names}\n")
+    return text
+
+
+def print_plain(console: Console, text: str, style: str | None = None) -> None:
+    """Print text exactly as it is: no markup, no highlighting (it may come from a plan or the web)."""
+    console.print(text, style=style, markup=False, highlight=False)
+
+
+def _fields() -> Table:
+    """Label-value lines whose values wrap under themselves."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True, min_width=7)
+    grid.add_column(overflow="fold")
+    return grid
+
+
+def _cut(text: str, *, limit: int = CELL_CHARS, tail: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    more = f"(+{len(text) - limit:,} characters: show --json)"
+    return f"… {more} " + text[-limit:] if tail else text[:limit] + f"… {more}"
+
+
+def _local(moment: datetime) -> datetime:
+    return moment.astimezone()

@@ -1,0 +1,231 @@
+"""The CLI as a user drives it: real `planner-mcp` processes (piped, 80 columns) against a fake
+OpenAI-compatible server on 127.0.0.1 where an LLM is needed; `main` in this process for the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from agents.llm import LLMNotConfiguredError
+from planning.records import RunRecord
+from server import cli as cli_module
+from server.cli import main
+from tests.durability.harness import clean_environ
+
+PRODUCT_CATALOG = "agents.catalog:build_catalog"
+SEED_PLAN = {
+    "steps": [
+        {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}},
+        {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": "Hello World"}},
+        {"id": 3, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]},
+    ]
+}
+# What the fake LLM answers to any planning request.
+PLANNED = {"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}, "depends_on": []}]}
+
+
+class _ChatHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": json.dumps(PLANNED)},
+                    }
+                ],
+                "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def llm_url() -> Iterator[str]:
+    """A fake OpenAI-compatible server that answers every chat completion with PLANNED."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ChatHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def planner_mcp(tmp_path: Path, llm_url: str) -> Run:
+    """`planner_mcp(*args, input=None)`: the CLI in a real process, piped, 80 columns wide."""
+    env = {
+        **clean_environ(),
+        "PLANNER_MCP_HOME": str(tmp_path / "home"),
+        "PLANNER_MCP_CATALOG": PRODUCT_CATALOG,
+        "PLANNER_MCP_LLM": "openai",
+        "OPENAI_BASE_URL": llm_url,
+        "OPENAI_API_KEY": "test-key",
+        "PLANNER_MCP_SYNTHESIZE": "false",
+        "COLUMNS": "80",
+    }
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def test_a_plan_printed_as_json_runs_unchanged_when_piped_into_run(planner_mcp: Run) -> None:
+    planned = planner_mcp("plan", "--json", "What is 10 times 5?")
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout) == {
+        "steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}}]
+    }
+
+    ran = planner_mcp("run", "--plan", "-", "--json", input=planned.stdout)
+
+    assert ran.returncode == 0, ran.stderr
+    record = RunRecord.model_validate_json(ran.stdout)
+    assert (record.status, record.answer, record.steps[0].result) == ("succeeded", "50", 50)
+
+
+def test_plan_without_json_still_prints_only_the_plan_on_stdout(planner_mcp: Run, tmp_path: Path) -> None:
+    planned = planner_mcp("plan", "What is 10 times 5?")
+    saved = tmp_path / "plan.json"
+    saved.write_text(planned.stdout)
+
+    ran = planner_mcp("run", "--plan", str(saved))
+
+    assert json.loads(planned.stdout)["steps"][0]["tool"] == "multiply"
+    assert "wave 1: 1 math.multiply" in planned.stderr and "run --plan plan.json" in planned.stderr
+    assert (ran.returncode, ran.stdout) == (0, "50\n")
+
+
+def test_every_data_command_prints_one_json_document_with_json(planner_mcp: Run, tmp_path: Path) -> None:
+    plan = tmp_path / "seed.json"
+    plan.write_text(json.dumps(SEED_PLAN))
+    run = json.loads(planner_mcp("run", "--plan", str(plan), "--json").stdout)
+    run_id = run["id"]
+
+    outputs = {
+        "runs": planner_mcp("runs", "--json").stdout,
+        "show": planner_mcp("show", run_id, "--json").stdout,
+        "resume": planner_mcp("resume", run_id, "--json").stdout,
+        "cancel": planner_mcp("cancel", run_id, "--json").stdout,
+        "schema": planner_mcp("schema", "--json").stdout,
+    }
+
+    documents = {name: json.loads(text) for name, text in outputs.items()}
+    assert [r["run_id"] for r in documents["runs"]["runs"]] == [run_id]
+    assert documents["runs"]["next_cursor"] is None
+    assert documents["show"] == documents["resume"] == documents["cancel"] == run  # finished: unchanged
+    assert documents["schema"]["title"] == "Plan"
+
+
+def test_version_names_the_package_and_its_version(planner_mcp: Run) -> None:
+    done = planner_mcp("--version")
+
+    assert (done.returncode, done.stdout.split()[0]) == (0, "planner-mcp")
+    assert done.stdout.split()[1][0].isdigit()
+
+
+def test_at_80_columns_piped_runs_shows_whole_ids_and_the_next_page_keeps_the_filter(
+    planner_mcp: Run, tmp_path: Path
+) -> None:
+    plan = tmp_path / "seed.json"
+    plan.write_text(json.dumps(SEED_PLAN))
+    ids = [json.loads(planner_mcp("run", "--plan", str(plan), "--json").stdout)["id"] for _ in range(2)]
+
+    listed = planner_mcp("runs", "--status", "succeeded", "--limit", "1")
+
+    assert listed.returncode == 0, listed.stderr
+    assert ids[1] in listed.stdout and ids[0] not in listed.stdout
+    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    assert "more: planner-mcp runs --status succeeded --limit 1 --cursor " in listed.stderr
+    cursor = listed.stderr.split("--cursor ")[1].split()[0]
+    second = planner_mcp("runs", "--status", "succeeded", "--limit", "1", "--cursor", cursor)
+    assert ids[0] in second.stdout
+
+
+def test_show_at_80_columns_has_the_timings_the_usage_and_whole_results(planner_mcp: Run, tmp_path: Path) -> None:
+    text = "abcdefghij" * 15
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {"id": 1, "agent": "string", "tool": "upper", "args": {"text": text}},
+                    {"id": 2, "agent": "math", "tool": "divide", "args": {"a": 1, "b": 0}},
+                    {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": 1}},
+                ]
+            }
+        )
+    )
+    run_id = json.loads(planner_mcp("run", "--plan", str(plan), "--json").stdout)["id"]
+
+    shown = planner_mcp("show", run_id).stdout
+
+    assert run_id in shown and "◐ partial" in shown
+    assert "in all: planning" in shown and "steps" in shown and "answer" in shown
+    assert " ".join(shown.split()).count("LLM no calls") == 1
+    assert text.upper() in "".join(shown.split())  # wrapped, never cut
+    assert "✗ failed" in shown and "↷ skipped" in shown  # a skipped step is not marked failed
+    assert max(len(line) for line in shown.splitlines()) <= 80
+
+
+def test_a_missing_plan_file_is_bad_input_named_in_the_message(planner_mcp: Run) -> None:
+    done = planner_mcp("run", "--plan", "nowhere.json")
+
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: cannot read the plan file 'nowhere.json': No such file or directory"
+    assert done.stdout == ""
+
+
+def test_an_llm_that_cannot_be_had_still_lets_tool_steps_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PLANNER_MCP_LLM=local without the `local` extra: planning says why; tool-only plans run."""
+
+    def no_local_model(*_: object) -> None:
+        raise LLMNotConfiguredError("PLANNER_MCP_LLM=local needs llama-cpp-python: run `uv sync --extra local`.")
+
+    monkeypatch.setattr(cli_module, "select_llm", no_local_model)
+    monkeypatch.setenv("PLANNER_MCP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PLANNER_MCP_CATALOG", PRODUCT_CATALOG)
+    plan = tmp_path / "seed.json"
+    plan.write_text(json.dumps(SEED_PLAN))
+
+    ran = main(["run", "--plan", str(plan)])
+    out = capsys.readouterr().out
+    planned = main(["plan", "What is 2 + 2?"])
+
+    assert (ran, out) == (0, "100\n")
+    assert planned == 1
+    assert "PLANNER_MCP_LLM=local needs llama-cpp-python" in capsys.readouterr().err
