@@ -36,8 +36,10 @@ DEFAULT_THREADS = 1
 # Bounds a reply (and so a call that was cancelled mid-generation and runs on in its thread).
 DEFAULT_MAX_TOKENS = 2048
 # ggml_log_level in the bundled llama.cpp: 1 debug, 2 info, 3 warn, 4 error, 5 continuation.
-# Info is a load report of ~2,000 lines, so it stays at DEBUG with debug and continuations.
-_GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
+# Info is a load report of ~2,000 lines; its warnings are about the model file (e.g. "control-looking
+# token ... probably a bug in the model" on every load of the packaged one), nothing a user can act
+# on: all of that stays at DEBUG (`-v` does not show it either). Errors stay errors.
+_GGML_LEVELS = {4: logging.ERROR}
 
 
 @dataclass
