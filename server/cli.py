@@ -22,7 +22,6 @@ from typing import get_args
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from planning import flyte_setup
@@ -36,13 +35,22 @@ from planning.catalog import CatalogFactoryError  # noqa: E402
 from planning.engine import StepEvent  # noqa: E402
 from planning.mermaid import flowchart, gantt  # noqa: E402
 from planning.plan import plan_json_schema  # noqa: E402
-from planning.records import RunRecord, RunStatus  # noqa: E402
+from planning.records import RunRecord, RunStatus, StepStatus  # noqa: E402
 from planning.remote import PLAN_TASK, FlytePhase, RemoteError  # noqa: E402
 from planning.settings import Settings  # noqa: E402
 from planning.store import StoreError  # noqa: E402
 from planning.validate import PlanValidationError  # noqa: E402
 from server.app import App, RunBusyError  # noqa: E402
-from server.terminal import STEP_STYLES, plan_summary, print_plain, run_report, runs_table, seconds, status_text  # noqa: E402
+from server.terminal import (  # noqa: E402
+    LiveRun,
+    log_handler,
+    plan_summary,
+    print_plain,
+    run_report,
+    runs_table,
+    seconds,
+    status_text,
+)
 from server.views import RunsPage, run_timings, summary_view  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -59,11 +67,9 @@ _DEFAULT_LIMIT = 20
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    # Through the stderr console: a log line prints above the live display instead of breaking it.
+    logging.basicConfig(level=level, handlers=[log_handler(err, level)])
     if args.command == "serve":
         from server.mcp_server import serve
 
@@ -156,8 +162,9 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         request, usage = None, None
     else:
         request = args.request
-        err.print("planning…", style="dim")
-        planned = await app.plan(request)
+        with LiveRun(err) as live:
+            live.planning()
+            planned = await app.plan(request)
         plan, usage = planned.plan, planned.usage
     record = app.submit(plan, request=request, engine=args.engine, usage=usage)
     if record.engine == "remote":
@@ -173,24 +180,20 @@ async def _run(app: App, args: argparse.Namespace) -> int:
 
 
 async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunRecord:
-    total = app.store.get_run(run_id).step_count
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task(f"run {run_id}", total=total)
+    record = app.store.get_run(run_id)
+    done = sum(1 for step in record.steps if step.status is StepStatus.SUCCEEDED) if resume else 0
+    try:
+        with LiveRun(err) as live:
+            live.steps(run_id, record.step_count, done)
 
-        def on_event(event: StepEvent) -> None:
-            line = status_text(event.status, STEP_STYLES)
-            line.append(f"  step {event.step_id} ({event.agent})", style="default")
-            progress.console.print(line)
-            progress.update(bar, completed=event.done)
+            def on_event(event: StepEvent) -> None:
+                live.step(event.step_id, event.agent, event.status, event.done, event.total)
 
-        return await (app.resume if resume else app.execute)(run_id, on_event)
+            return await (app.resume if resume else app.execute)(run_id, on_event)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # The engine records the run cancelled; what finished is kept and resume runs the rest.
+        err.print(f"\ninterrupted: run {run_id} stopped; finish it with:\n  planner-mcp resume {run_id}")
+        raise
 
 
 def _finish(record: RunRecord, as_json: bool) -> int:

@@ -27,10 +27,14 @@ import json
 import logging
 import math
 import os
+import signal
+import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from types import FrameType
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -717,11 +721,26 @@ def serve(
     server = build_server(settings, catalog=catalog, app_factory=factory, http=security)
     try:
         if security is None:
+            if sys.stdin.isatty():
+                _exit_soon_after_interrupt()
             anyio.run(server.run_stdio_async)
         else:
             _serve_http(server, security, host, port)
     except KeyboardInterrupt:
         logger.info("stopped")
+
+
+def _exit_soon_after_interrupt(grace_s: float = 3.0) -> None:
+    """Ctrl-C in a terminal stops the stdio server: the SDK reads stdin in a thread that sits in a
+    blocking read until Enter, which would hold the exit. The shutdown gets `grace_s` (runs are
+    cancelled and recorded), then the process ends; a run cut short is `interrupted`, never lost."""
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        threading.Timer(grace_s, os._exit, args=(130,)).start()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
 
 
 def _serve_http(server: MCPServer[ServerState], security: HttpSecurity, host: str, port: int) -> None:

@@ -7,11 +7,14 @@ with its sandbox tier and warning. Text from plans, results and errors is never 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -194,3 +197,69 @@ def _cut(text: str, *, limit: int = CELL_CHARS, tail: bool = False) -> str:
 
 def _local(moment: datetime) -> datetime:
     return moment.astimezone()
+
+
+class LiveRun:
+    """A run's live display on stderr, one phase at a time: planning (spinner, elapsed time, LLM
+    attempts), steps (bar, done/total, elapsed), the answer (spinner, elapsed). Step lines and log
+    records print above it and stay; the display itself disappears when the run ends.
+
+    Log records reach it through `log_handler()`, which prints through the same console, so a
+    warning never breaks the bar. Without a terminal nothing moves: only the step lines print."""
+
+    def __init__(self, console: Console, run_id: str | None = None) -> None:
+        self.console = console
+        self.run_id = run_id
+        self.attempts = 0
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("starting", total=None, counts="")
+
+    def __enter__(self) -> LiveRun:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def planning(self, attempt: int = 1) -> None:
+        self.attempts = attempt
+        counts = f"attempt {attempt}" if attempt > 1 else ""
+        if attempt == 1:
+            self.progress.reset(self.task, total=None, description="planning", counts=counts)
+        else:
+            self.progress.update(self.task, counts=counts)
+
+    def steps(self, run_id: str, total: int, done: int = 0) -> None:
+        self.run_id = run_id
+        self.progress.reset(
+            self.task, total=total, completed=done, description=f"run {run_id}", counts=f"{done}/{total}"
+        )
+
+    def step(self, step_id: int, agent: str, status: StepStatus, done: int, total: int) -> None:
+        line = Text("  ")
+        line.append_text(status_text(status, STEP_STYLES))
+        line.append(f"  step {step_id} ({agent})")
+        self.console.print(line)
+        self.progress.update(self.task, completed=done, counts=f"{done}/{total}")
+        if done == total and status is not StepStatus.RUNNING:
+            self.answer()
+
+    def answer(self) -> None:
+        self.progress.reset(self.task, total=None, description="writing the answer", counts="")
+
+
+def log_handler(console: Console, level: int) -> logging.Handler:
+    """Log records printed through `console` (above any live display), never as markup."""
+    handler = RichHandler(
+        console=console, level=level, show_time=False, show_path=False, markup=False, rich_tracebacks=False
+    )
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    return handler
