@@ -8,9 +8,10 @@ with its sandbox tier and warning. Text from plans, results and errors is never 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from pydantic import JsonValue
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.logging import RichHandler
@@ -150,10 +151,10 @@ def step_cell(step: StepRecord) -> Text:
     return cell
 
 
-def _program_cell(run: dict[str, object]) -> Text:
+def _program_cell(run: Mapping[str, JsonValue]) -> Text:
     """A program's run (a `run_python` tool step): its value, exit, sandbox tier and warning."""
     value = run.get("result")
-    shown = result_text(value) if value is not None else str(run.get("stdout") or "").strip()  # type: ignore[arg-type]
+    shown = result_text(value) if value is not None else str(run.get("stdout") or "").strip()
     cell = Text(_cut(shown) or "(no output)")
     exit_code = run.get("exit_code")
     cell.append(f"\nexit {exit_code} · sandbox {run.get('tier')}", style="dim" if exit_code == 0 else "red")
