@@ -136,33 +136,34 @@ def steps_table(record: RunRecord) -> Table:
 
 
 def step_cell(step: StepRecord) -> Text:
-    """What a step produced, or why it did not: the value that matters, whole up to a screenful."""
+    """What a step produced, or why it did not: the value that matters, whole up to a screenful;
+    for a program (code steps) also its exit code, sandbox tier and any warning or stderr."""
+    program = _program_run(step.details) or _program_run(step.result)
     if step.error is not None and step.status is not StepStatus.SUCCEEDED:
         _, style = STEP_STYLES.get(step.status, ("", "red"))
-        return Text(f"{step.error.kind}: {_cut(step.error.message)}", style=style)
-    if step.status is not StepStatus.SUCCEEDED:
+        cell = Text(f"{step.error.kind}: {_cut(step.error.message)}", style=style)
+    elif step.status is not StepStatus.SUCCEEDED:
         return Text("")
-    result = step.result
-    if isinstance(result, dict) and "tier" in result and "exit_code" in result:
-        return _program_cell(result)
-    cell = Text(_cut(result_text(result)))
-    if step.summary:
-        cell.append(f"\nvia {_cut(step.summary)}", style="dim")
+    elif program is not None and program is step.result:  # a record from before `details`
+        value = program.get("result")
+        cell = Text(_cut(result_text(value) if value is not None else str(program.get("stdout") or "").strip()))
+    else:
+        cell = Text(_cut(result_text(step.result)))
+        if step.summary:
+            cell.append(f"\nvia {_cut(step.summary)}", style="dim")
+    if program is not None:
+        exit_code = program.get("exit_code")
+        cell.append(f"\nexit {exit_code} · sandbox {program.get('tier')}", style="dim" if exit_code == 0 else "red")
+        if exit_code != 0 and program.get("stderr") and step.status is StepStatus.SUCCEEDED:
+            cell.append(f"\n{_cut(str(program.get('stderr')), tail=True)}", style="red")
+        if program.get("warning"):
+            cell.append(f"\n⚠ {program.get('warning')}", style="yellow")
     return cell
 
 
-def _program_cell(run: Mapping[str, JsonValue]) -> Text:
-    """A program's run (a `run_python` tool step): its value, exit, sandbox tier and warning."""
-    value = run.get("result")
-    shown = result_text(value) if value is not None else str(run.get("stdout") or "").strip()
-    cell = Text(_cut(shown) or "(no output)")
-    exit_code = run.get("exit_code")
-    cell.append(f"\nexit {exit_code} · sandbox {run.get('tier')}", style="dim" if exit_code == 0 else "red")
-    if exit_code != 0 and run.get("stderr"):
-        cell.append(f"\n{_cut(str(run.get('stderr')), tail=True)}", style="red")
-    if run.get("warning"):
-        cell.append(f"\n⚠ {run.get('warning')}", style="yellow")
-    return cell
+def _program_run(value: JsonValue) -> Mapping[str, JsonValue] | None:
+    """`value` when it is what the code sandbox reports of a program's run."""
+    return value if isinstance(value, dict) and "tier" in value and "exit_code" in value else None
 
 
 def plan_summary(plan: Plan) -> Text:
@@ -212,6 +213,7 @@ class LiveRun:
         self.console = console
         self.run_id = run_id
         self.attempts = 0
+        self._retries = _RetryCounter(self)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -228,17 +230,20 @@ class LiveRun:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._retries.detach()
         self.progress.stop()
 
     def planning(self, attempt: int = 1) -> None:
+        """The planner LLM is working; each retry of its call (a timeout, a 5xx) counts an attempt."""
         self.attempts = attempt
-        counts = f"attempt {attempt}" if attempt > 1 else ""
         if attempt == 1:
-            self.progress.reset(self.task, total=None, description="planning", counts=counts)
+            self.progress.reset(self.task, total=None, description="planning", counts="")
+            self._retries.attach()
         else:
-            self.progress.update(self.task, counts=counts)
+            self.progress.update(self.task, counts=f"attempt {attempt}")
 
     def steps(self, run_id: str, total: int, done: int = 0) -> None:
+        self._retries.detach()
         self.run_id = run_id
         self.progress.reset(
             self.task, total=total, completed=done, description=f"run {run_id}", counts=f"{done}/{total}"
@@ -255,6 +260,38 @@ class LiveRun:
 
     def answer(self) -> None:
         self.progress.reset(self.task, total=None, description="writing the answer", counts="")
+
+
+class _RetryCounter(logging.Handler):
+    """Counts the OpenAI SDK's retries of an LLM call (it logs each one at INFO, with the retry's
+    number as the second argument) into the display's attempts, and says so above it."""
+
+    _LOGGER = "openai._base_client"
+
+    def __init__(self, live: LiveRun) -> None:
+        super().__init__(logging.INFO)
+        self.live = live
+        self._level: int | None = None
+
+    def attach(self) -> None:
+        if self._level is None:
+            logger = logging.getLogger(self._LOGGER)
+            self._level = logger.level
+            logger.setLevel(logging.INFO)  # the records reach this handler; stderr's stays at WARNING
+            logger.addHandler(self)
+
+    def detach(self) -> None:
+        if self._level is not None:
+            logger = logging.getLogger(self._LOGGER)
+            logger.removeHandler(self)
+            logger.setLevel(self._level)
+            self._level = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if str(record.msg).startswith("Retrying request") and len(args) >= 2 and isinstance(args[1], int):
+            self.live.console.print(f"  the LLM call failed or timed out; retry {args[1]}", style="yellow")
+            self.live.planning(attempt=args[1] + 1)
 
 
 def log_handler(console: Console, level: int) -> logging.Handler:

@@ -4,6 +4,7 @@ OpenAI-compatible server on 127.0.0.1 where an LLM is needed; `main` in this pro
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +18,8 @@ from agents.llm import LLMNotConfiguredError
 from planning.records import RunRecord
 from server import cli as cli_module
 from server.cli import main
-from tests.durability.harness import clean_environ
+from tests.durability.harness import Workspace, clean_environ, finish, wait_until
+from tests.durability.ledger_catalog import GATE_ENV
 
 PRODUCT_CATALOG = "agents.catalog:build_catalog"
 SEED_PLAN = {
@@ -32,8 +34,16 @@ PLANNED = {"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"a"
 
 
 class _ChatHandler(BaseHTTPRequestHandler):
+    failures_left = 0  # requests to answer with a server error first (the SDK retries them)
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if _ChatHandler.failures_left > 0:
+            _ChatHandler.failures_left -= 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = json.dumps(
             {
                 "id": "chatcmpl-1",
@@ -229,3 +239,31 @@ def test_an_llm_that_cannot_be_had_still_lets_tool_steps_run(
     assert (ran, out) == (0, "100\n")
     assert planned == 1
     assert "PLANNER_MCP_LLM=local needs llama-cpp-python" in capsys.readouterr().err
+
+
+def test_ctrl_c_on_run_prints_the_run_id_and_the_resume_command(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path)
+    plan = tmp_path / "plan.json"
+    step = {"tag": "ctrl-c", "step": 1, "inputs": [], "delay_s": 0}
+    plan.write_text(json.dumps({"steps": [{"id": 1, "agent": "ledger", "tool": "work", "args": step}]}))
+    # The step waits at a gate nobody opens: Ctrl-C surely lands while it runs.
+    process = workspace.start("run", "--plan", str(plan), env={GATE_ENV: str(tmp_path / "never")})
+    wait_until("the step to start", lambda: workspace.ledger_lines() or None)
+
+    process.send_signal(signal.SIGINT)
+    status, stdout, stderr = finish(process)
+
+    view = workspace.view()
+    assert view is not None
+    assert (status, stdout) == (130, "")
+    assert f"interrupted: run {view.run_id} stopped; finish it with:\n  planner-mcp resume {view.run_id}" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_failing_llm_call_is_retried_in_view_and_counted_as_an_attempt(planner_mcp: Run) -> None:
+    _ChatHandler.failures_left = 1
+
+    done = planner_mcp("run", "What is 10 times 5?")
+
+    assert (done.returncode, done.stdout) == (0, "50\n"), done.stderr
+    assert "the LLM call failed or timed out; retry 1" in done.stderr
