@@ -34,8 +34,9 @@ _EXAMPLE_MARKERS = ("alpha beta gamma",)
 class PlanningError(Exception):
     """The planner could not produce a valid plan within its repair rounds."""
 
-    def __init__(self, request: str, problems: list[Problem]) -> None:
+    def __init__(self, request: str, problems: list[Problem], usage: Usage | None = None) -> None:
         self.problems = problems
+        self.usage = usage or Usage()  # what the failed planning cost
         listed = "\n".join(f"- {p}" for p in problems[:20])
         super().__init__(
             f"the planner could not make a valid plan for {request[:200]!r} after its repair rounds:\n{listed}\n"
@@ -123,7 +124,7 @@ class Planner:
                     + f"\nWrite the whole corrected plan for the request: {request}",
                 ),
             ]
-        raise PlanningError(request, problems)
+        raise PlanningError(request, problems, usage)
 
 
 def _leaks(draft: dict[str, object], request: str) -> list[Problem]:

@@ -1,4 +1,10 @@
-"""The final answer of a run: written by the LLM from the step results, or deterministically."""
+"""The final answer of a run: stated from the final results, or written by the LLM when it adds something.
+
+One LLM call per request is the floor: a run of tool steps whose final results are numbers or short
+texts is answered from them (`planning.answer`), with no synthesis call. The LLM writes the answer
+only for agent steps, structured or long results, or a request that asks for prose; its answer is
+kept only if it states every final result as a whole token.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,17 @@ import logging
 
 from pydantic import BaseModel, Field
 
-from agents.llm import LLM, LLMError, Message, Usage
+from agents.llm import LLM, LLMError, LLMOutputError, Message
 from agents.prompts import data_block
-from planning.answer import final_steps, summarize
-from planning.plan import result_text
+from planning.answer import RunAnswer, needs_writing, states_results, summarize
 from planning.records import RunRecord, StepStatus
 
 logger = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    "Answer the user's request in one or two sentences from the results of the steps that were run for it. "
+    "State the final result exactly as given; do not compute anything yourself."
+)
 
 
 class Answer(BaseModel):
@@ -20,39 +30,35 @@ class Answer(BaseModel):
 
 
 class Synthesizer:
-    """Writes a run's answer; without an LLM (or a request) it summarizes the final steps' results."""
+    """Writes a run's answer; without an LLM (or a request) it states the final steps' results."""
 
     def __init__(self, llm: LLM | None) -> None:
         self.llm = llm
 
-    async def __call__(self, record: RunRecord) -> tuple[str, Usage]:
-        fallback = summarize(record)
+    async def __call__(self, record: RunRecord) -> RunAnswer:
+        stated = RunAnswer(text=summarize(record), source="results")
         succeeded = {s.id: s.result for s in record.steps if s.status is StepStatus.SUCCEEDED}
-        if self.llm is None or not record.request or not succeeded:
-            return fallback, Usage()
-        final_ids = set(final_steps(record))
-        finals = [s for s in record.steps if s.id in final_ids and s.status is StepStatus.SUCCEEDED]
+        if self.llm is None or not record.request or not succeeded or not needs_writing(record):
+            return stated
         messages = [
-            Message(
-                role="system",
-                content="Answer the user's request in one or two sentences from the results of the steps that were "
-                "run for it. State the final result exactly as given; do not compute anything yourself.",
-            ),
+            # The system prompt comes first and never changes: the embedded model's prompt cache keeps it.
+            Message(role="system", content=SYSTEM_PROMPT),
             Message(
                 role="user",
-                content=f"{data_block(succeeded)}\n<data final-result>\n{fallback[:2000]}\n</data>\n\n"
+                content=f"{data_block(succeeded)}\n<data final-result>\n{stated.text[:2000]}\n</data>\n\n"
                 f"Request: {record.request}\nAnswer:",
             ),
         ]
         try:
             completion = await self.llm.complete(messages, Answer, role="synthesis")
         except LLMError as exc:
-            logger.warning("synthesis failed (%s); using the deterministic summary", exc)
-            return fallback, Usage()
-        answer = completion.value.answer
+            logger.warning("synthesis failed (%s); stating the results instead", exc)
+            cost = exc.usage if isinstance(exc, LLMOutputError) and exc.usage else stated.usage
+            return stated.model_copy(update={"usage": cost})
+        answer = completion.value.answer.strip()
         # A small model may garble numbers: an answer that misses a final result is not used.
-        missing = [s.id for s in finals if len(text := result_text(s.result)) <= 200 and text not in answer]
-        if missing or not answer.strip():
-            logger.warning("the written answer %r misses the result of step(s) %s; using the summary", answer, missing)
-            return fallback, completion.usage
-        return answer, completion.usage
+        missing = states_results(answer, record)
+        if missing or not answer:
+            logger.info("the written answer %r misses the result of step(s) %s; stating the results", answer, missing)
+            return stated.model_copy(update={"usage": completion.usage})
+        return RunAnswer(text=answer, source="llm", usage=completion.usage)

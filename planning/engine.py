@@ -27,11 +27,12 @@ import anyio
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from planning import flyte_setup
-from planning.answer import plain_answer
+from planning.answer import RunAnswer, plain_answer
+from planning.events import OnEvent, Phase, PhaseEvent, StepEvent
 from planning.flyte_env import PLAN_RETRIES, PLAN_TIMEOUT, STEP_RETRIES, STEP_TIMEOUT, agents_env, code_env, env
 from planning.ownership import this_process
 from planning.plan import Plan, Step
-from planning.records import RunRecord, RunStatus, StepOutcome, StepRecord, StepStatus, Usage, now
+from planning.records import AnswerSource, RunRecord, RunStatus, StepOutcome, StepRecord, StepStatus, Usage, now
 from planning.scheduler import execute, run_status
 from planning.steps import StepRunner
 from planning.store import RunStore
@@ -40,19 +41,7 @@ flyte = flyte_setup.import_flyte()
 logger = logging.getLogger(__name__)
 
 
-class StepEvent(BaseModel):
-    """A step started or finished (what progress notifications are made of)."""
-
-    run_id: str
-    step_id: int
-    agent: str
-    status: StepStatus
-    done: int
-    total: int
-
-
-OnEvent = Callable[[StepEvent], None]
-Synthesize = Callable[[RunRecord], Awaitable[tuple[str, Usage]]]
+Synthesize = Callable[[RunRecord], Awaitable[RunAnswer]]
 
 
 @dataclass
@@ -66,6 +55,9 @@ class LocalRun:
     on_event: OnEvent = lambda event: None
     cancel: Callable[[], object] | None = None  # set by run_plan once it runs
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    def on_phase(self, run_id: str, phase: Phase) -> None:
+        self.on_event(PhaseEvent(run_id=run_id, phase=phase))
 
 
 # Run id -> LocalRun, filled by LocalEngine.run for the duration of a run (not at import).
@@ -107,6 +99,7 @@ class RunResult(BaseModel):
 
     status: RunStatus
     answer: str | None = None
+    answer_source: AnswerSource | None = None
     outcomes: dict[int, StepOutcome] = {}
     usage: Usage = Usage()  # synthesis usage, when the answer was written here (no store)
 
@@ -197,14 +190,17 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
             store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
         return RunResult(status=RunStatus.CANCELLED)
     status = run_status(outcomes, total)
+    local.on_phase(run_id, "answer")
     if not store:
-        answer, usage = await local.synthesize(_record_of(request, status, outcomes))
-        return RunResult(status=status, answer=answer, outcomes=outcomes, usage=usage)
-    answer, usage = await local.synthesize(store.get_run(run_id))
-    store.add_run_usage(run_id, usage)
+        answer = await local.synthesize(_record_of(request, status, outcomes))
+        return RunResult(
+            status=status, answer=answer.text, answer_source=answer.source, outcomes=outcomes, usage=answer.usage
+        )
+    answer = await local.synthesize(store.get_run(run_id))
+    store.add_run_usage(run_id, answer.usage)
     failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
-    store.finish_run(run_id, status, answer=answer, error="; ".join(failures) or None)
-    return RunResult(status=status, answer=answer, outcomes=outcomes)
+    store.finish_run(run_id, status, answer=answer.text, answer_source=answer.source, error="; ".join(failures) or None)
+    return RunResult(status=status, answer=answer.text, outcomes=outcomes)
 
 
 def _context(run_id: str) -> LocalRun:

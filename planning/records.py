@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from agents.llm.protocol import Usage
 from planning.plan import Plan
+from planning.status import RunStatus, StepStatus
 
-
-class RunStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"  # some steps failed or were skipped, others succeeded
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"  # its process died; resume it
-
-    @property
-    def finished(self) -> bool:
-        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
-
-
-class StepStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # a dependency did not succeed
-    CANCELLED = "cancelled"
+__all__ = ["RunStatus", "StepStatus"]  # defined apart, so the CLI's argument parser imports no pydantic
 
 
 class StepError(BaseModel):
@@ -81,6 +61,9 @@ class StepRecord(BaseModel):
         return None
 
 
+AnswerSource = Literal["llm", "results"]
+
+
 class RunSummary(BaseModel):
     id: str
     status: RunStatus
@@ -94,6 +77,9 @@ class RunSummary(BaseModel):
 class RunRecord(RunSummary):
     plan: Plan
     answer: str | None = None
+    answer_source: AnswerSource | None = Field(
+        default=None, description="How the answer was made: `results` (stated from the final results) or `llm`."
+    )
     error: str | None = None
     started_at: datetime | None = None
     usage: Usage = Field(default_factory=Usage, description="Planner and synthesis usage (steps: see each step).")

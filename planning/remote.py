@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast, get_args
+from typing import Any, TypeVar, cast, get_args
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
@@ -45,10 +45,12 @@ from flyteidl2.common import phase_pb2
 from flyteidl2.workflow import run_definition_pb2
 
 from planning import flyte_setup
-from planning.engine import OnEvent, PlanRequest, RunResult, run_plan
+from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, RemoteError
+from planning.engine import PlanRequest, RunResult, run_plan
+from planning.events import OnEvent
 from planning.flyte_env import PROJECT_ROOT
 from planning.ownership import this_process
-from planning.records import RunRecord, RunStatus, RunSummary, StepError, StepOutcome, StepStatus
+from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepStatus
 from planning.settings import Settings
 from planning.store import FlyteRunRef, RunNotFoundError, RunStore
 
@@ -66,20 +68,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PLAN_TASK = "planner_mcp.run_plan"  # the Flyte task name of every planner-mcp run
 RUN_LABEL = "planner-mcp-run"  # Flyte run label holding our run id
-
-FlytePhase = Literal[
-    "queued",
-    "waiting_for_resources",
-    "initializing",
-    "running",
-    "paused",
-    "succeeded",
-    "failed",
-    "aborted",
-    "timed_out",
-]
 
 # Settings the cluster's task bodies read from their environment, forwarded with each run. Paths,
 # engine choice and anything secret stay here (keys reach the cluster only as Flyte secrets).
@@ -114,10 +103,6 @@ _FAILED = frozenset({phase_pb2.ACTION_PHASE_FAILED, phase_pb2.ACTION_PHASE_TIMED
 
 
 # -- errors ---------------------------------------------------------------------------------------
-
-
-class RemoteError(Exception):
-    """Base of the remote engine's errors; every message says what to do."""
 
 
 class FlyteNotConfiguredError(RemoteError):
@@ -270,21 +255,6 @@ async def _init_flyte(target: FlyteTarget) -> None:
 
 
 # -- what is read back ----------------------------------------------------------------------------
-
-
-class FlyteRunSummary(RunSummary):
-    """A run on the Flyte cluster, in the run store's terms plus Flyte's own.
-
-    `id` is the planner-mcp run id when the run carries one (a run planner-mcp submitted), else
-    the Flyte run name. `request` and `step_count` come from the local run store when it knows
-    the run (0 steps otherwise).
-    """
-
-    flyte_run_name: str
-    phase: str  # Flyte's phase: queued, running, succeeded, failed, aborted, timed_out, ...
-    task_name: str | None
-    url: str
-    planner_run_id: str | None
 
 
 @dataclass
@@ -542,7 +512,13 @@ class RemoteEngine:
             if result.status is RunStatus.CANCELLED:
                 problems.append(f"the Flyte run {ref.name} was cancelled; resume the run to finish it")
             self.store.add_run_usage(run_id, result.usage)
-            self.store.finish_run(run_id, result.status, answer=result.answer, error="; ".join(problems) or None)
+            self.store.finish_run(
+                run_id,
+                result.status,
+                answer=result.answer,
+                answer_source=result.answer_source,
+                error="; ".join(problems) or None,
+            )
         elif snapshot.phase in _FAILED:
             how = "ran past its Flyte timeout" if snapshot.phase == phase_pb2.ACTION_PHASE_TIMED_OUT else "failed"
             detail = f": {snapshot.error}" if snapshot.error else ""

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     max_string_chars: int = Field(default=100_000, ge=1, description="Longest text a plan may carry.")
     step_retries: int = Field(default=2, ge=0, description="Retries of a step after a transient failure.")
     retry_base_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles, with jitter.")
+    call_deadline_s: float = Field(
+        default=45.0,
+        gt=0,
+        description="Longest an MCP tool call waits for a run (many hosts time calls out at 60 s); past it the "
+        "call returns the run still going, to follow with get_run.",
+    )
+    progress_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a waiting MCP call gets a progress notification in a quiet phase."
+    )
     synthesize: bool = Field(default=True, description="Write the final answer with the LLM when there is one.")
     catalog: str = Field(
         default="agents.catalog:build_catalog",

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from planning.plan import Plan
 from planning.records import (
+    AnswerSource,
     RunRecord,
     RunStatus,
     RunSummary,
@@ -109,6 +110,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE steps ADD COLUMN details TEXT;
     """,
+    """
+    ALTER TABLE runs ADD COLUMN answer_source TEXT;
+    """,
 )
 
 
@@ -189,7 +193,7 @@ class RunStore:
 
     def create_run(
         self,
-        plan: Plan,
+        plan: Plan | None,
         *,
         request: str | None = None,
         engine: str = "local",
@@ -197,8 +201,13 @@ class RunStore:
         idempotency_key: str | None = None,
         usage: Usage | None = None,
     ) -> RunRecord:
-        """Record a new run with all its steps pending; with a known idempotency key, return that run."""
+        """Record a new run with all its steps pending; with a known idempotency key, return that run.
+
+        `plan` None records a request still to be planned (status `planning`, owned by `owner`);
+        `set_plan` gives it its steps."""
         usage = usage or Usage()
+        status = RunStatus.PENDING if plan is not None else RunStatus.PLANNING
+        plan = plan or Plan(steps=[])
         with self._transaction() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT id FROM runs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
@@ -214,7 +223,7 @@ class RunStore:
                     time.time(),
                     request,
                     plan.model_dump_json(exclude_defaults=True),
-                    RunStatus.PENDING,
+                    status,
                     engine,
                     owner,
                     idempotency_key,
@@ -230,21 +239,49 @@ class RunStore:
             )
             return self._read_run(db, run_id)
 
+    def set_plan(self, run_id: str, plan: Plan, usage: Usage) -> RunRecord:
+        """A planned request: its plan and steps (pending), and what planning cost."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE runs SET plan = ?, status = ?, error = NULL WHERE id = ? AND status = ?",
+                (plan.model_dump_json(exclude_defaults=True), RunStatus.PENDING, run_id, RunStatus.PLANNING),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"run {run_id!r} is not being planned; its plan cannot be set")
+            db.executemany(
+                "INSERT INTO steps (run_id, step_id, agent, status) VALUES (?, ?, ?, ?)",
+                [(run_id, s.id, s.agent, StepStatus.PENDING) for s in plan.steps],
+            )
+            self._add_usage(db, run_id, usage)
+            return self._read_run(db, run_id)
+
     def start_run(self, run_id: str, owner: str) -> None:
         self._update_run(run_id, status=RunStatus.RUNNING, owner=owner, started_at=time.time(), finished_at=None)
 
     def finish_run(
-        self, run_id: str, status: RunStatus, *, answer: str | None = None, error: str | None = None
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        answer: str | None = None,
+        answer_source: AnswerSource | None = None,
+        error: str | None = None,
     ) -> None:
-        self._update_run(run_id, status=status, answer=answer, error=error, finished_at=time.time())
+        self._update_run(
+            run_id, status=status, answer=answer, answer_source=answer_source, error=error, finished_at=time.time()
+        )
 
     def add_run_usage(self, run_id: str, usage: Usage) -> None:
         with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET llm_calls = llm_calls + ?, prompt_tokens = prompt_tokens + ?,"
-                " completion_tokens = completion_tokens + ?, llm_latency_s = llm_latency_s + ? WHERE id = ?",
-                (usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.latency_s, run_id),
-            )
+            self._add_usage(db, run_id, usage)
+
+    @staticmethod
+    def _add_usage(db: sqlite3.Connection, run_id: str, usage: Usage) -> None:
+        db.execute(
+            "UPDATE runs SET llm_calls = llm_calls + ?, prompt_tokens = prompt_tokens + ?,"
+            " completion_tokens = completion_tokens + ?, llm_latency_s = llm_latency_s + ? WHERE id = ?",
+            (usage.calls, usage.prompt_tokens, usage.completion_tokens, usage.latency_s, run_id),
+        )
 
     def _update_run(self, run_id: str, **fields: Any) -> None:
         columns = ", ".join(f"{name} = ?" for name in fields)
@@ -253,18 +290,23 @@ class RunStore:
             if cursor.rowcount == 0:
                 raise RunNotFoundError(run_id)
 
-    def claim_run(self, run_id: str, owner: str, is_alive: Callable[[str], bool]) -> bool:
-        """Mark a run running under `owner` unless a live process already runs it (atomic across
-        processes: the check and the write are one IMMEDIATE transaction)."""
+    def claim_run(
+        self, run_id: str, owner: str, is_alive: Callable[[str], bool], *, status: RunStatus = RunStatus.RUNNING
+    ) -> bool:
+        """Mark a run running (or `planning`) under `owner` unless a live process already runs it
+        (atomic across processes: the check and the write are one IMMEDIATE transaction). A request
+        recorded by `owner` itself, still to be planned, is `owner`'s to plan."""
         with self._transaction() as db:
             row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (_text(run_id),)).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
-            if row["status"] == RunStatus.RUNNING and row["owner"] and is_alive(row["owner"]):
+            held = row["status"] == RunStatus.RUNNING or (row["status"] == RunStatus.PLANNING and row["owner"] != owner)
+            if held and row["owner"] and is_alive(row["owner"]):
                 return False
+            started = "started_at = ?," if status is RunStatus.RUNNING else ""
             db.execute(
-                "UPDATE runs SET owner = ?, status = ?, started_at = ?, finished_at = NULL WHERE id = ?",
-                (owner, RunStatus.RUNNING, time.time(), run_id),
+                f"UPDATE runs SET owner = ?, status = ?, {started} finished_at = NULL WHERE id = ?",
+                (owner, status, *([time.time()] if started else []), run_id),
             )
             return True
 
@@ -276,11 +318,12 @@ class RunStore:
         return row["owner"]
 
     def running_owners(self) -> dict[str, list[str]]:
-        """Owners of runs still marked running, with their run ids (for crash detection). Runs on a
-        Flyte cluster are left out: no local process owns them, Flyte does."""
+        """Owners of runs still marked running or planning, with their run ids (for crash detection).
+        Runs on a Flyte cluster are left out: no local process owns them, Flyte does."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, owner FROM runs WHERE status = ? AND flyte_run_name IS NULL", (RunStatus.RUNNING,)
+                "SELECT id, owner FROM runs WHERE status IN (?, ?) AND flyte_run_name IS NULL",
+                (RunStatus.RUNNING, RunStatus.PLANNING),
             ).fetchall()
         owners: dict[str, list[str]] = {}
         for row in rows:
@@ -298,12 +341,13 @@ class RunStore:
         with self._transaction() as db:
             for run_id in run_ids:
                 cursor = db.execute(
-                    f"UPDATE runs SET status = ?, error = ? WHERE id = ? AND status = ?{condition}",
+                    f"UPDATE runs SET status = ?, error = ? WHERE id = ? AND status IN (?, ?){condition}",
                     (
                         RunStatus.INTERRUPTED,
                         "its process ended before the run finished; resume it",
                         run_id,
                         RunStatus.RUNNING,
+                        RunStatus.PLANNING,
                         *params,
                     ),
                 )
@@ -324,7 +368,7 @@ class RunStore:
                 " finished_at = NULL WHERE run_id = ? AND status != ?",
                 (StepStatus.PENDING, run_id, StepStatus.SUCCEEDED),
             )
-            db.execute("UPDATE runs SET answer = NULL, error = NULL WHERE id = ?", (run_id,))
+            db.execute("UPDATE runs SET answer = NULL, answer_source = NULL, error = NULL WHERE id = ?", (run_id,))
 
     def set_flyte_run(self, run_id: str, ref: FlyteRunRef) -> None:
         """Record the Flyte run that now executes this run (a resubmission replaces the last one)."""
@@ -389,6 +433,7 @@ class RunStore:
             **_summary_fields(row, len(steps)),
             plan=Plan.model_validate_json(row["plan"]),
             answer=row["answer"],
+            answer_source=row["answer_source"],
             error=row["error"],
             started_at=_time(row["started_at"]),
             usage=_usage(row),

@@ -1,30 +1,38 @@
 """The application: the run store, the catalog, the LLM and the engine, wired from settings.
 
-The CLI and the MCP server are two faces of this one object; neither knows Flyte.
+The CLI and the MCP server are two faces of this one object; neither knows Flyte. Opening it opens
+only the store: the catalog, the engines (and so Flyte) are built on first use, so that listing or
+showing runs, and a server's `initialize`, cost no more than that.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agents.llm import LLM, LLMNotConfiguredError, Usage
-from agents.planner import Planner, PlanResult
+import anyio
+
+from agents.llm import LLM, LLMError, LLMNotConfiguredError, Usage
+from agents.planner import Planner, PlanningError, PlanResult
 from agents.specialist import SpecialistRunner
 from agents.synthesis import Synthesizer
 from planning.catalog import Catalog, load_catalog
-from planning.engine import LocalEngine, OnEvent
+from planning.events import OnEvent, PhaseEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
 from planning.records import RunRecord, RunStatus
-from planning.remote import RemoteEngine
 from planning.settings import EngineName, Settings
 from planning.steps import StepRunner
 from planning.store import RunStore
 from planning.validate import parse_plan
+
+if TYPE_CHECKING:
+    from planning.engine import LocalEngine
+    from planning.remote import RemoteEngine
+
+REMOTE: EngineName = "remote"
 
 logger = logging.getLogger(__name__)
 
@@ -33,28 +41,17 @@ class RunBusyError(RuntimeError):
     """The run is executing in a live process right now."""
 
 
-@dataclass
 class App:
-    settings: Settings
-    store: RunStore
-    catalog: Catalog
-    llm: LLM | None
-    engine: LocalEngine
+    def __init__(self, settings: Settings, store: RunStore, *, llm: LLM | None, catalog: Catalog | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.llm = llm
+        self._catalog = catalog
 
     @classmethod
     def open(cls, settings: Settings, *, llm: LLM | None = None, catalog: Catalog | None = None) -> App:
-        """Open the store (recovering runs left by dead processes) and wire the engine."""
-        catalog = catalog or load_catalog(settings)
-        store = RunStore(settings.db_path)
-        steps = StepRunner(
-            catalog,
-            run_agent=SpecialistRunner(llm) if llm is not None else None,
-            retries=settings.step_retries,
-            retry_base_s=settings.retry_base_s,
-        )
-        synthesize = Synthesizer(llm if settings.synthesize else None)
-        engine = LocalEngine(store, steps, synthesize, home=settings.home, max_concurrency=settings.max_concurrency)
-        app = cls(settings=settings, store=store, catalog=catalog, llm=llm, engine=engine)
+        """Open the store, recovering runs left by dead processes; `catalog` default: the settings'."""
+        app = cls(settings, RunStore(settings.db_path), llm=llm, catalog=catalog)
         interrupted = app.recover()
         if interrupted:
             logger.warning("marked %d run(s) of ended processes as interrupted: %s", len(interrupted), interrupted)
@@ -62,6 +59,26 @@ class App:
 
     def close(self) -> None:
         self.store.close()
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return self._catalog or load_catalog(self.settings)
+
+    @cached_property
+    def engine(self) -> LocalEngine:
+        """Flyte local mode in this process (Flyte is imported here, when a run first executes)."""
+        from planning.engine import LocalEngine
+
+        steps = StepRunner(
+            self.catalog,
+            run_agent=SpecialistRunner(self.llm) if self.llm is not None else None,
+            retries=self.settings.step_retries,
+            retry_base_s=self.settings.retry_base_s,
+        )
+        synthesize = Synthesizer(self.llm if self.settings.synthesize else None)
+        return LocalEngine(
+            self.store, steps, synthesize, home=self.settings.home, max_concurrency=self.settings.max_concurrency
+        )
 
     def recover(self) -> list[str]:
         """Runs marked running by processes that no longer exist become `interrupted`."""
@@ -94,6 +111,8 @@ class App:
     @cached_property
     def remote(self) -> RemoteEngine:
         """The Flyte cluster engine; touches nothing until used (no config needed to start)."""
+        from planning.remote import RemoteEngine
+
         return RemoteEngine(self.store, self.settings)
 
     def submit(
@@ -107,9 +126,22 @@ class App:
     ) -> RunRecord:
         """Record a run; `engine` (default PLANNER_MCP_ENGINE, itself default local) is where it executes."""
         engine = engine or self.settings.engine
-        if engine == RemoteEngine.name:
+        if engine == REMOTE:
             self.remote.target()  # no run is recorded for a cluster that is not configured
         return self.store.create_run(plan, request=request, engine=engine, idempotency_key=idempotency_key, usage=usage)
+
+    def submit_request(
+        self, request: str, *, idempotency_key: str | None = None, engine: EngineName | None = None
+    ) -> RunRecord:
+        """Record a request at once (status `planning`); `execute` plans it, then runs its plan.
+
+        Every planning is a run: a request that fails to plan stays listed as a failed run."""
+        engine = engine or self.settings.engine
+        if engine == REMOTE:
+            self.remote.target()
+        return self.store.create_run(
+            None, request=request, engine=engine, owner=this_process(), idempotency_key=idempotency_key
+        )
 
     def submit_step(self, step: Step, request: str | None = None) -> RunRecord:
         """A one-step run, as made by the per-agent MCP tools."""
@@ -124,7 +156,11 @@ class App:
         record = self.store.get_run(run_id)
         if record.status is RunStatus.SUCCEEDED:
             return record
-        if record.engine == RemoteEngine.name:
+        if record.request is not None and not record.plan.steps:
+            record = await self._plan_run(record, on_event)
+            if record.status.finished:
+                return record
+        if record.engine == REMOTE:
             return await self.remote.run(run_id, on_event)
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
@@ -141,10 +177,35 @@ class App:
 
     resume = execute
 
+    async def _plan_run(self, record: RunRecord, on_event: OnEvent | None) -> RunRecord:
+        """Plan a recorded request; a planning that fails (or is cancelled) ends the run with why."""
+        run_id, request = record.id, record.request or ""
+        if not self.store.claim_run(run_id, this_process(), is_alive, status=RunStatus.PLANNING):
+            raise RunBusyError(f"run {run_id!r} is being planned in another live process; wait for it or cancel it")
+        if on_event is not None:
+            on_event(PhaseEvent(run_id=run_id, phase="planning"))
+        try:
+            planned = await self.plan(request)
+        except (PlanningError, LLMError) as exc:
+            if isinstance(exc, PlanningError):
+                self.store.add_run_usage(run_id, exc.usage)
+            self.store.finish_run(run_id, RunStatus.FAILED, error=f"planning failed: {exc}")
+            return self.store.get_run(run_id)
+        except BaseException as exc:
+            # Synchronous store writes: a cancellation cannot cut them short.
+            cancelled = isinstance(exc, anyio.get_cancelled_exc_class() | KeyboardInterrupt)
+            status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+            why = "cancelled while planning" if cancelled else f"internal error while planning ({exc!r})"
+            self.store.finish_run(run_id, status, error=f"{why}; resume it to plan again")
+            raise
+        if on_event is not None:
+            on_event(PhaseEvent(run_id=run_id, phase="steps", total=len(planned.plan.steps)))
+        return self.store.set_plan(run_id, planned.plan, planned.usage)
+
     async def get_run(self, run_id: str) -> RunRecord:
         """A run as stored; a cluster run still going is refreshed from Flyte first."""
         record = self.store.get_run(run_id)
-        if record.engine == RemoteEngine.name and not record.status.finished and self.store.flyte_run(run_id):
+        if record.engine == REMOTE and not record.status.finished and self.store.flyte_run(run_id):
             return await self.remote.refresh(run_id)
         return record
 
@@ -153,11 +214,12 @@ class App:
         record = self.store.get_run(run_id)
         if record.status.finished:
             return record
-        if record.engine == RemoteEngine.name and self.store.flyte_run(run_id):
+        if record.engine == REMOTE and self.store.flyte_run(run_id):
             return await self.remote.cancel(run_id)
         if not self.engine.cancel(run_id):
             owner = self.store.owner(run_id)
-            if record.status is RunStatus.RUNNING and owner and owner != this_process() and is_alive(owner):
+            executing = record.status in (RunStatus.RUNNING, RunStatus.PLANNING)
+            if executing and owner and owner != this_process() and is_alive(owner):
                 raise RunBusyError(f"run {run_id!r} is executing in another live process ({owner}); cancel it there")
             # Not executing anywhere: a pending run, or one whose process died.
             self.store.finish_run(run_id, RunStatus.CANCELLED, error="cancelled before it ran")

@@ -23,9 +23,9 @@ generated titles and null defaults.
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -51,9 +51,9 @@ from agents.llm.errors import HOW_TO_CONFIGURE
 from agents.llm.select import select_llm
 from agents.planner import PlanningError, PlanResult
 from planning.catalog import AgentSpec, Catalog, CatalogError, CatalogFactoryError, load_catalog
+from planning.cluster import PLAN_TASK, FlytePhase, RemoteError
 from planning.plan import Plan
 from planning.records import RunRecord, RunStatus
-from planning.remote import PLAN_TASK, FlytePhase, RemoteError
 from planning.settings import EngineName, Settings
 from planning.store import RunNotFoundError, StoreError
 from planning.validate import PlanValidationError
@@ -269,12 +269,29 @@ def _fixable_errors() -> Iterator[None]:
 
 
 async def _plan_request(state: ServerState, ctx: Context[ServerState, Any], request: str) -> PlanResult:
-    """The server's LLM plans the request; without one, the client's model through MCP sampling if it can."""
+    """The server's LLM plans the request; without one, the client's model through MCP sampling if it can.
+    Progress notifications flow while the model works."""
     app = state.app
     sampling = client_sampling(ctx) if app.llm is None else None
-    if sampling is None:
-        return await app.plan(request)
-    return await app.plan(request, llm=sampling)
+    outcome: list[PlanResult | Exception] = []
+    async with anyio.create_task_group() as beating:
+        beating.start_soon(_heartbeat, ctx, "planning the request")
+        try:
+            outcome.append(await (app.plan(request) if sampling is None else app.plan(request, llm=sampling)))
+        except Exception as exc:  # noqa: BLE001 - raised below, outside the task group (which would wrap it)
+            outcome.append(exc)
+        beating.cancel_scope.cancel()
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
+async def _heartbeat(ctx: Context[ServerState, Any], what: str) -> None:
+    """Progress notifications while a call works on something with no steps to count."""
+    started = anyio.current_time()
+    for beat in itertools.count(1):
+        await anyio.sleep(_state(ctx).settings.progress_interval_s)
+        await ctx.report_progress(beat, None, f"{what} ({anyio.current_time() - started:.0f} s)")
 
 
 def _require_llm_for_agent_steps(app: App, plan: Plan) -> None:
@@ -292,8 +309,13 @@ def _require_llm_for_agent_steps(app: App, plan: Plan) -> None:
 async def _run_and_wait(
     state: ServerState, run_id: str, ctx: Context[ServerState, Any], *, synthesize: bool = True
 ) -> RunView:
+    """Run and wait, at most the call deadline: then the run, still going, is returned to poll."""
     with _fixable_errors():
-        record = await state.runs.run(run_id, ctx.report_progress, synthesize=synthesize)
+        record = await state.runs.run(
+            run_id, ctx.report_progress, synthesize=synthesize, deadline_s=state.settings.call_deadline_s
+        )
+    if record is None:
+        return await _polling_view(state, run_id)
     return run_view(record)
 
 
@@ -325,13 +347,21 @@ async def _submit_and_run(
     engine: EngineName | None = None,
     usage: Usage | None = None,
 ) -> RunView:
-    runs = state.runs
     with _fixable_errors():
         record = state.app.submit(plan, request=request, idempotency_key=idempotency_key, engine=engine, usage=usage)
-        if record.status is not RunStatus.PENDING or runs.is_active(record.id):
+    return await _run_recorded(state, ctx, record, wait=wait, synthesize=synthesize)
+
+
+async def _run_recorded(
+    state: ServerState, ctx: Context[ServerState, Any], record: RunRecord, *, wait: bool, synthesize: bool = True
+) -> RunView:
+    """Run a just-recorded run (pending, or a request to plan) in the server, waiting for it or not."""
+    runs = state.runs
+    with _fixable_errors():
+        if record.status not in (RunStatus.PENDING, RunStatus.PLANNING) or runs.is_active(record.id):
             # An earlier call with this idempotency key made the run: report it, never start it twice.
             if wait:
-                await runs.wait(record.id, timeout_s=math.inf)
+                await runs.wait(record.id, timeout_s=state.settings.call_deadline_s)
             return await _polling_view(state, record.id)
         if not wait:
             return await _start(state, record.id, synthesize=synthesize)
@@ -430,6 +460,11 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         with _fixable_errors():
             if plan is not None:
                 parsed = state.app.parse(plan)
+            elif state.app.llm is not None:
+                # Recorded at once and planned in the server: the call never waits on the planner
+                # beyond its deadline, and a planning that fails stays listed as a failed run.
+                record = state.app.submit_request(request or "", idempotency_key=idempotency_key, engine=engine)
+                return await _run_recorded(state, ctx, record, wait=wait, synthesize=synthesize)
             else:
                 planned = await _plan_request(state, ctx, request or "")
                 parsed, usage = planned.plan, planned.usage

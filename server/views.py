@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field, JsonValue
 
 from agents.llm.protocol import Usage
 from planning.catalog import Catalog
+from planning.cluster import FlyteRunSummary
 from planning.mermaid import flowchart, gantt
 from planning.plan import Plan, result_text
-from planning.records import DETAILS, RunRecord, RunStatus, RunSummary, StepError, StepStatus
-from planning.remote import FlyteRunSummary
+from planning.records import DETAILS, AnswerSource, RunRecord, RunStatus, RunSummary, StepError, StepStatus
 
 # A compact run shows results up to this many characters of text; longer ones become previews.
 RESULT_PREVIEW_CHARS = 500
@@ -81,6 +81,9 @@ class RunView(RunBrief):
     """A run: status, answer, every step, timings, total LLM usage; in detail, Mermaid charts."""
 
     request: str | None = None
+    answer_source: AnswerSource | None = Field(
+        default=None, description="`results`: stated from the final steps' results; `llm`: written by the LLM."
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -225,6 +228,7 @@ def run_view(
         finished=record.status.finished if finished is None else finished,
         request=record.request,
         answer=record.answer,
+        answer_source=record.answer_source,
         error=record.error,
         created_at=record.created_at,
         started_at=record.started_at,

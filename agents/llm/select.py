@@ -9,7 +9,6 @@ from pathlib import Path
 from agents.llm.embedded import EmbeddedLLM, llama_cpp_installed
 from agents.llm.errors import LLMError, LLMNotConfiguredError
 from agents.llm.model_file import ModelSource, packaged_source
-from agents.llm.openai_compat import OpenAICompatLLM, OpenAIConfig
 from agents.llm.protocol import LLM
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,8 @@ def select_llm(
     if choice == "openai" or (choice == "auto" and has_server):
         if not has_server:
             raise LLMNotConfiguredError("PLANNER_MCP_LLM=openai needs OPENAI_API_KEY or OPENAI_BASE_URL.")
+        from agents.llm.openai_compat import OpenAICompatLLM, OpenAIConfig  # the SDK is slow to import
+
         llm = OpenAICompatLLM(OpenAIConfig.from_env(environ))
         log.info("LLM: %s at %s", llm.name, llm.base_url)
         return llm

@@ -1,18 +1,9 @@
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from agents.llm import (
-    LLM,
-    Completion,
-    EmbeddedLLM,
-    LLMOutputError,
-    Message,
-    OpenAICompatLLM,
-    OpenAIConfig,
-    ScriptedLLM,
-    Usage,
-)
+from agents.llm import LLM, Completion, EmbeddedLLM, LLMOutputError, Message, ScriptedLLM, Usage
 from agents.llm.errors import RAW_REPLY_LIMIT, LLMNotConfiguredError
+from agents.llm.openai_compat import OpenAICompatLLM, OpenAIConfig
 from agents.llm.structured import complete_with_repair, with_schema_instructions
 
 

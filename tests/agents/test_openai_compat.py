@@ -17,15 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agents.llm import (
-    LLMError,
-    LLMOutputError,
-    LLMTransientError,
-    Message,
-    OpenAICompatLLM,
-    OpenAIConfig,
-    Usage,
-)
+from agents.llm import LLMError, LLMOutputError, LLMTransientError, Message, Usage
+from agents.llm.openai_compat import OpenAICompatLLM, OpenAIConfig
 
 API_KEY = "sk-test-do-not-leak-1234567890"
 ASK = [Message(role="user", content="What is 2+3?")]

@@ -2,16 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.llm import (
-    EmbeddedLLM,
-    LLMError,
-    LLMNotConfiguredError,
-    OpenAICompatLLM,
-    ScriptedLLM,
-    require_llm,
-    select_llm,
-)
+from agents.llm import EmbeddedLLM, LLMError, LLMNotConfiguredError, ScriptedLLM, require_llm, select_llm
 from agents.llm.model_file import MODEL_FILENAME, ModelSource
+from agents.llm.openai_compat import OpenAICompatLLM
 
 SOURCE = ModelSource(chunks=(Path("/nowhere/part01.bin"),), size=3, sha256="0" * 64)
 

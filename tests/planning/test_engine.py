@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from agents.llm.protocol import Usage
-from planning.engine import LocalEngine, StepEvent
+from planning.answer import RunAnswer
+from planning.engine import LocalEngine
+from planning.events import PhaseEvent, RunEvent, StepEvent
 from planning.records import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from planning.steps import StepRunner
 from planning.store import RunStore
@@ -22,9 +24,9 @@ from tests.planning.conftest import Kit, make_plan
 SYNTHESIS_USAGE = Usage(calls=1, prompt_tokens=12, completion_tokens=3, latency_s=0.5)
 
 
-async def synthesize(record: RunRecord) -> tuple[str, Usage]:
+async def synthesize(record: RunRecord) -> RunAnswer:
     """Stands in for the synthesis LLM: the answer lists each step's result."""
-    return ", ".join(f"{s.id}={s.result}" for s in record.steps), SYNTHESIS_USAGE
+    return RunAnswer(text=", ".join(f"{s.id}={s.result}" for s in record.steps), source="llm", usage=SYNTHESIS_USAGE)
 
 
 @pytest.fixture
@@ -64,6 +66,7 @@ async def test_a_tool_plan_runs_on_flyte_and_its_results_and_timings_are_recorde
         step_count=3,
         plan=plan,
         answer="1=5, 2=7.5, 3=result: 7.5!",
+        answer_source="llm",
         usage=SYNTHESIS_USAGE,
         steps=[],
     )
@@ -105,7 +108,7 @@ async def test_integers_beyond_64_bits_and_infinity_cross_the_flyte_task_boundar
 
 
 @pytest.mark.anyio
-async def test_every_step_start_and_finish_is_reported_with_done_and_total(
+async def test_every_step_start_and_finish_and_the_answer_phase_are_reported(
     engine: LocalEngine, store: RunStore
 ) -> None:
     plan = make_plan(
@@ -114,7 +117,7 @@ async def test_every_step_start_and_finish_is_reported_with_done_and_total(
         {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": 1}},
     )
     run = store.create_run(plan)
-    events: list[StepEvent] = []
+    events: list[RunEvent] = []
 
     record = await engine.run(run.id, events.append)
 
@@ -124,6 +127,7 @@ async def test_every_step_start_and_finish_is_reported_with_done_and_total(
         event(run.id, 2, "math", StepStatus.RUNNING, 1, 3),
         event(run.id, 2, "math", StepStatus.FAILED, 2, 3),
         event(run.id, 3, "math", StepStatus.SKIPPED, 3, 3),
+        PhaseEvent(run_id=run.id, phase="answer"),
     ]
     assert (record.status, record.error) == (RunStatus.PARTIAL, "step 2: boom; step 3: step 2 failed: boom")
     assert [without_times(s) for s in record.steps] == [
@@ -228,7 +232,7 @@ async def test_resuming_a_partial_run_reruns_only_the_steps_that_did_not_succeed
     assert first.error == f"step 2: {broken}; step 3: step 2 failed: {broken}"
 
     kit.switch.broken = False
-    events: list[StepEvent] = []
+    events: list[RunEvent] = []
     second = await engine.run(run.id, events.append)
 
     assert kit.tally.calls == 1
@@ -244,4 +248,5 @@ async def test_resuming_a_partial_run_reruns_only_the_steps_that_did_not_succeed
         event(run.id, 2, "ctl", StepStatus.SUCCEEDED, 3, 4),
         event(run.id, 3, "math", StepStatus.RUNNING, 3, 4),
         event(run.id, 3, "math", StepStatus.SUCCEEDED, 4, 4),
+        PhaseEvent(run_id=run.id, phase="answer"),
     ]

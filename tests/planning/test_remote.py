@@ -24,6 +24,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from agents.llm.protocol import Usage
 from planning import engine, flyte_env, remote
+from planning.answer import RunAnswer
 from planning.engine import LocalEngine, PlanRequest, RunResult, StepRequest, run_code_step, run_plan, run_step
 from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepRecord, StepStatus
 from planning.remote import (
@@ -619,8 +620,8 @@ async def test_refused_credentials_are_an_auth_error_that_says_how_to_log_in(
 # -- local stays local ----------------------------------------------------------------------------
 
 
-async def fake_synthesis(record: RunRecord) -> tuple[str, Usage]:
-    return f"{len(record.steps)} steps", Usage()
+async def fake_synthesis(record: RunRecord) -> RunAnswer:
+    return RunAnswer(text=f"{len(record.steps)} steps", source="llm")
 
 
 @pytest.mark.anyio
@@ -671,7 +672,8 @@ async def test_run_plan_without_a_local_context_runs_as_on_a_cluster_and_returns
 
     assert RunResult.model_validate_json(output) == RunResult(
         status=RunStatus.SUCCEEDED,
-        answer="20",  # no LLM: the deterministic summary of the final step
+        answer="multiply(a=5, b=4) = 20",  # no LLM: the final step's call and result
+        answer_source="results",
         outcomes={
             1: StepOutcome(status=StepStatus.SUCCEEDED, result=5, attempts=1),
             2: StepOutcome(status=StepStatus.SUCCEEDED, result=20, attempts=1),

@@ -41,20 +41,28 @@ async def test_an_engine_that_breaks_leaves_the_run_failed_not_running(
     assert stored.error == "internal error (RuntimeError: disk on fire); resume it"
 
 
-async def test_a_run_without_synthesis_gets_the_deterministic_answer(app: App) -> None:
-    record = app.submit(app.parse(PLAN), request="What is 6 times 7?")
-
-    done = await app.execute(record.id, synthesize=False)
-
-    assert (done.status, done.answer, done.usage.calls) == (RunStatus.SUCCEEDED, "42", 0)
-
-
-async def test_a_run_with_synthesis_gets_the_written_answer_and_its_usage(app: App) -> None:
+async def test_a_run_of_tool_steps_is_answered_from_its_results_with_no_llm_call(app: App) -> None:
     record = app.submit(app.parse(PLAN), request="What is 6 times 7?")
 
     done = await app.execute(record.id)
 
-    assert (done.status, done.answer, done.usage.calls) == (RunStatus.SUCCEEDED, "6 times 7 is 42.", 1)
+    assert (done.status, done.answer, done.answer_source, done.usage.calls) == (
+        RunStatus.SUCCEEDED,
+        "multiply(a=6, b=7) = 42",
+        "results",
+        0,
+    )
+
+
+async def test_a_request_for_prose_gets_the_written_answer_and_its_usage_unless_synthesis_is_off(app: App) -> None:
+    written = app.submit(app.parse(PLAN), request="Explain what 6 times 7 is")
+    stated = app.submit(app.parse(PLAN), request="Explain what 6 times 7 is")
+
+    done = await app.execute(written.id)
+    plain = await app.execute(stated.id, synthesize=False)
+
+    assert (done.answer, done.answer_source, done.usage.calls) == ("6 times 7 is 42.", "llm", 1)
+    assert (plain.answer, plain.answer_source, plain.usage.calls) == ("multiply(a=6, b=7) = 42", "results", 0)
 
 
 async def test_cancelling_a_run_another_live_process_executes_is_refused(app: App) -> None:

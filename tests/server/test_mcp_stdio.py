@@ -117,11 +117,11 @@ async def test_a_full_run_over_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_p
     messages = [json.loads(line) for line in session.lines]  # every stdout line is JSON ...
     assert all(message["jsonrpc"] == "2.0" for message in messages)  # ... and JSON-RPC
     progress = [m["params"] for m in messages if m.get("method") == "notifications/progress"]
-    assert len(progress) == 6 and progress[-1] == {
+    assert len(progress) == 8 and progress[-1] == {
         "progressToken": "seed",
-        "progress": 3.0,
-        "total": 3.0,
-        "message": "3 done of 3: step 3 (math) succeeded",
+        "progress": 4.0,
+        "total": 4.0,
+        "message": "run succeeded",
     }
     assert process.returncode == 0, stderr.decode(errors="replace")
 

@@ -143,7 +143,11 @@ async def test_execute_plan_runs_the_seed_plan_and_reports_each_step_start_and_f
     assert (run["gantt"], run["flowchart"]) == (None, None)  # charts: get_run(detail=true)
     values = [value for value, _, _ in reports]
     assert values == sorted(set(values)), "progress must strictly increase"
-    assert len(reports) == 6 and reports[-1] == (3, 3, "3 done of 3: step 3 (math) succeeded")
+    assert len(reports) == 8 and reports[-3:] == [
+        (3, 4, "3 done of 3: step 3 (math) succeeded"),
+        (3.5, 4, "writing the answer"),
+        (4, 4, "run succeeded"),
+    ]
     assert {message for _, _, message in reports} >= {
         "0 done of 3: step 1 (math) running",
         "2 done of 3: step 3 (math) running",
@@ -257,10 +261,10 @@ async def test_execute_plan_plans_a_request_with_the_llm_and_writes_the_answer(
     async with Client(make_server(scripted_llm), mode=mode) as client:
         run = await call(client, "execute_plan", request="Multiply 10 by 5 and by the words in 'Hello World'")
 
-    assert (run["status"], run["answer"]) == ("succeeded", "The answer is 100.")
+    assert (run["status"], run["answer"]) == ("succeeded", "multiply(a=2, b=50) = 100")
     assert run["request"] == "Multiply 10 by 5 and by the words in 'Hello World'"
     assert step_results(run)[3] == ("succeeded", 100)
-    assert [call.role for call in scripted_llm.calls] == ["planner", "synthesis"]
+    assert [call.role for call in scripted_llm.calls] == ["planner"]  # tool results need no written answer
 
 
 async def test_a_request_without_an_llm_says_how_to_configure_one(make_server: MakeServer, mode: str) -> None:
