@@ -413,9 +413,9 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         wait: Annotated[
             bool,
             Field(
-                description="true: wait for the run to finish and return its result. false: return the run id "
-                "at once and let the run continue in the server; poll get_run. Use false for anything that may "
-                "take more than a minute."
+                description="true: wait for the run to finish and return its result, with progress notifications; "
+                "a run still going after about 45 s is returned unfinished (finished=false) and goes on in the "
+                "server. false: return the run id at once (a request is planned in the server); poll get_run."
             ),
         ] = True,
         synthesize: Annotated[
@@ -446,9 +446,9 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
         fix) or `request` (natural language; the server's LLM plans it). Each step starts as soon as its
         own dependencies are done; a failed step skips only the steps that depend on it.
 
-        Many hosts time out tool calls after 60 seconds. For anything slower (web, code, agent steps,
-        long plans) use wait=false: the run id comes back at once and the run continues in the server;
-        call get_run(run_id) every few seconds until `finished` is true.
+        Many hosts time out tool calls after 60 seconds: a waiting call returns by its deadline (about
+        45 s) with `finished` false while the run goes on; wait=false returns the run id at once (a
+        request is planned in the server). Then call get_run(run_id) every few seconds until `finished`.
         """
         state = _state(ctx)
         if (plan is None) == (request is None):

