@@ -464,7 +464,7 @@ def _add_planning_tools(server: MCPServer[ServerState]) -> None:
                 # Recorded at once and planned in the server: the call never waits on the planner
                 # beyond its deadline, and a planning that fails stays listed as a failed run.
                 record = state.app.submit_request(request or "", idempotency_key=idempotency_key, engine=engine)
-                return await _run_recorded(state, ctx, record, wait=wait, synthesize=synthesize)
+                return _run_result(await _run_recorded(state, ctx, record, wait=wait, synthesize=synthesize))
             else:
                 planned = await _plan_request(state, ctx, request or "")
                 parsed, usage = planned.plan, planned.usage

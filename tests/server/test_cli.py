@@ -16,7 +16,7 @@ import pytest
 
 from agents.llm import LLMNotConfiguredError
 from planning.records import RunRecord
-from server import cli as cli_module
+from server import commands as commands_module
 from server.cli import main
 from tests.durability.harness import Workspace, clean_environ, finish, wait_until
 from tests.durability.ledger_catalog import GATE_ENV
@@ -226,7 +226,7 @@ def test_an_llm_that_cannot_be_had_still_lets_tool_steps_run(
     def no_local_model(*_: object) -> None:
         raise LLMNotConfiguredError("PLANNER_MCP_LLM=local needs llama-cpp-python: run `uv sync --extra local`.")
 
-    monkeypatch.setattr(cli_module, "select_llm", no_local_model)
+    monkeypatch.setattr(commands_module, "select_llm", no_local_model)
     monkeypatch.setenv("PLANNER_MCP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PLANNER_MCP_CATALOG", PRODUCT_CATALOG)
     plan = tmp_path / "seed.json"
@@ -265,5 +265,5 @@ def test_a_failing_llm_call_is_retried_in_view_and_counted_as_an_attempt(planner
 
     done = planner_mcp("run", "What is 10 times 5?")
 
-    assert (done.returncode, done.stdout) == (0, "50\n"), done.stderr
+    assert (done.returncode, done.stdout) == (0, "multiply(a=10, b=5) = 50\n"), done.stderr
     assert "the LLM call failed or timed out; retry 1" in done.stderr
