@@ -160,7 +160,8 @@ def _finish(record: RunRecord, as_json: bool) -> int:
     else:
         err.print(f"run {record.id}: ", end="")
         err.print(status_text(record.status), end="")
-        err.print(f"  ({_elapsed(record)}; details: planner-mcp show {record.id})", style="dim")
+        err.print(f"  ({_elapsed(record)})", style="dim")
+        err.print(f"details: planner-mcp show {record.id}", style="dim")
         if record.error and record.status is not RunStatus.SUCCEEDED:
             _plain(err, record.error, style="red")
         _plain(out, record.answer or "")

@@ -61,7 +61,8 @@ def seconds(value: float | None) -> str:
 
 
 def runs_table(runs: Iterable[RunSummary]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    # Full width: the request takes what the other columns leave (a long one is cut, never the id).
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
     # The id is what users copy into `show`: never wrapped, never cut.
     table.add_column("id", no_wrap=True, min_width=23)
     table.add_column("status", no_wrap=True)
@@ -97,7 +98,7 @@ def run_report(record: RunRecord) -> Group:
     total = record.total_usage()
     fields.add_row(
         "LLM",
-        f"{total.calls} calls, {total.prompt_tokens:,} prompt + {total.completion_tokens:,} completion tokens"
+        f"{total.calls} call{'s' if total.calls > 1 else ''}, {total.prompt_tokens:,} prompt + {total.completion_tokens:,} completion tokens"
         f" ({seconds(total.latency_s)})"
         if total.calls
         else "no calls",

@@ -169,14 +169,14 @@ def test_version_names_the_package_and_its_version(planner_mcp: Run) -> None:
 def test_at_80_columns_piped_runs_shows_whole_ids_and_the_next_page_keeps_the_filter(
     planner_mcp: Run, tmp_path: Path
 ) -> None:
-    plan = tmp_path / "seed.json"
-    plan.write_text(json.dumps(SEED_PLAN))
-    ids = [json.loads(planner_mcp("run", "--plan", str(plan), "--json").stdout)["id"] for _ in range(2)]
+    long_request = "Calculate 10 times 5, then tell me about it in some detail, " * 3
+    ids = [json.loads(planner_mcp("run", long_request, "--json").stdout)["id"] for _ in range(2)]
 
     listed = planner_mcp("runs", "--status", "succeeded", "--limit", "1")
 
     assert listed.returncode == 0, listed.stderr
     assert ids[1] in listed.stdout and ids[0] not in listed.stdout
+    assert "✓ succeeded" in listed.stdout and "Calculate 10" in listed.stdout  # the request cut, not the id
     assert max(len(line) for line in listed.stdout.splitlines()) <= 80
     assert "more: planner-mcp runs --status succeeded --limit 1 --cursor " in listed.stderr
     cursor = listed.stderr.split("--cursor ")[1].split()[0]
