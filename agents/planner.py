@@ -52,7 +52,9 @@ class PlanResult(BaseModel):
 
 
 def system_prompt(catalog: Catalog) -> str:
-    agents = "\n".join(f"- {a.name}: {a.description}\n{describe_tools(a)}" for a in catalog.agents.values())
+    agents = "\n".join(
+        f"- {a.name}: {a.description}\n{describe_tools(a)}" for a in catalog.agents.values() if a.llm_tools
+    )
     return f"""You are a planner. Break the user's request into steps for these specialist agents:
 {agents}
 
@@ -106,13 +108,14 @@ class Planner:
                 ]
                 continue
             usage = usage + completion.usage
-            draft = completion.value.model_dump(mode="json", exclude_none=True)
+            draft = completion.value.model_dump(mode="json", by_alias=True, exclude_none=True)
             problems = _leaks(draft, request)
             try:
                 plan = parse_plan(draft, self.catalog, self.limits)
             except PlanValidationError as exc:
                 problems = exc.problems + problems
             else:
+                problems = _refused_tools(plan, self.catalog) + problems
                 if not problems:
                     return PlanResult(plan=plan, usage=usage, rounds=round_number)
             messages += [
@@ -125,6 +128,19 @@ class Planner:
                 ),
             ]
         raise PlanningError(request, problems, usage)
+
+
+def _refused_tools(plan: Plan, catalog: Catalog) -> list[Problem]:
+    """Tool steps calling tools that change or delete things, which only a person's plan may call."""
+    return [
+        Problem(
+            step_id=step.id,
+            message=f"tool {step.tool!r} of agent {step.agent!r} changes or deletes things; the planner may not use it",
+            fix="use only the tools listed above",
+        )
+        for step in plan.steps
+        if step.tool is not None and not catalog.agent(step.agent).tool(step.tool).planner_may_call
+    ]
 
 
 def _leaks(draft: dict[str, object], request: str) -> list[Problem]:

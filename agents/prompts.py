@@ -37,7 +37,7 @@ def _type_name(prop: Mapping[str, Any]) -> str:
 
 def describe_tools(agent: AgentSpec) -> str:
     lines = []
-    for tool in agent.tools:
+    for tool in agent.llm_tools:
         first_line = tool.description.strip().splitlines()[0] if tool.description.strip() else ""
         lines.append(f"  - {signature(tool)}: {first_line}")
     return "\n".join(lines)

@@ -26,11 +26,14 @@ def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for param, info in tool.args_model.model_fields.items():
         annotation = info.annotation
+        if info.metadata:  # e.g. a JSON-Schema tool's own schema of the parameter
+            annotation = Annotated[(annotation, *info.metadata)]  # type: ignore[valid-type]
         typed = annotation if annotation is str else annotation | ref  # type: ignore[operator]
         # A parameter that defaults to None is required here (null allowed): a small model asked to
         # write it decides about it (`"letter": "r"`), where it would skip an optional one.
         required = info.is_required() or info.default is None
-        fields[param] = (typed, ... if required else info.default)
+        # Under the parameter's own name (`get-time`, `_from`), which may be the field's alias.
+        fields[param] = (typed, Field(... if required else info.default, alias=info.alias))
     return create_model(name, __config__=_STRICT, **fields)
 
 
@@ -38,7 +41,7 @@ def plan_draft_model(catalog: Catalog) -> type[BaseModel]:
     """A plan whose steps are either one variant per (agent, tool) or an agent step with a task."""
     variants: list[type[BaseModel]] = []
     for agent in catalog.agents.values():
-        for tool in agent.tools:
+        for tool in agent.llm_tools:
             variants.append(
                 create_model(
                     f"{agent.name}_{tool.name}_step",
@@ -55,7 +58,8 @@ def plan_draft_model(catalog: Catalog) -> type[BaseModel]:
             "agent_step",
             __config__=_STRICT,
             id=(int, Field(ge=1)),
-            agent=(Literal[tuple(catalog.agents)], ...),  # type: ignore[valid-type]
+            # Only agents whose LLM has tools it may call (a server that failed to start has none).
+            agent=(Literal[tuple(a.name for a in catalog.agents.values() if a.llm_tools)], ...),  # type: ignore[valid-type]
             task=(str, Field(min_length=1)),
             depends_on=(list[int], Field(default_factory=list)),
         )
@@ -73,7 +77,7 @@ def turn_model(agent: AgentSpec) -> type[BaseModel]:
             tool=(Literal[tool.name], ...),  # type: ignore[valid-type]
             args=(args_model(tool, STEP_OR_CALL_REFERENCE, f"{agent.name}_{tool.name}_call_args"), ...),
         )
-        for tool in agent.tools
+        for tool in agent.llm_tools
     ]
     call = _union(variants)
     return create_model(

@@ -44,6 +44,10 @@ class SpecialistRunner:
         self._turns: dict[AgentSpec, type[BaseModel]] = {}  # reply schemas, built once per agent
 
     async def __call__(self, agent: AgentSpec, task: str, inputs: dict[int, JsonValue]) -> AgentResult:
+        if not agent.llm_tools:
+            raise ToolUnavailableError(
+                f"the {agent.name} agent has no tool its LLM may call; write tool steps (`tool` + `args`) instead"
+            )
         output = self._turns.get(agent)
         if output is None:
             output = self._turns[agent] = turn_model(agent)
@@ -63,7 +67,7 @@ class SpecialistRunner:
                 reply = exc.raw
             else:
                 usage = usage + completion.usage
-                calls = completion.value.model_dump(mode="json")["calls"]
+                calls = completion.value.model_dump(mode="json", by_alias=True)["calls"]
                 results, lines, errors = await _run_calls(agent, calls, inputs)
                 if not errors:
                     try:
@@ -93,7 +97,12 @@ async def _run_calls(
         tool = str(call["tool"])
         try:
             args = _resolve(call["args"], inputs, results)
-            value = await agent.tool(tool).call(args)
+            spec = agent.tool(tool)
+            if not spec.planner_may_call:
+                raise ToolError(
+                    f"{tool!r} changes or deletes things and may not be called by an agent; use another tool"
+                )
+            value = await spec.call(args)
         except (TransientToolError, ToolUnavailableError):
             raise  # retrying later, or the operator's fix, helps; another round of the model does not
         except ValidationError as exc:

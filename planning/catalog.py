@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_model
-from pydantic_core import to_jsonable_python
+from pydantic_core import ErrorDetails, to_jsonable_python
+
+from planning.tool_schema import args_model_from_schema, given_arguments
 
 if TYPE_CHECKING:
     from planning.settings import Settings
@@ -30,12 +32,21 @@ class CatalogFactoryError(ValueError):
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One callable tool with the pydantic model of its arguments."""
+    """One callable tool with the pydantic model of its arguments.
+
+    A tool made from a Python function is called with keyword arguments; a tool defined by a JSON
+    Schema (`input_schema`, as MCP servers publish them) is called with one mapping of the
+    arguments given, named as its schema names them.
+    """
 
     name: str
     description: str
     function: Callable[..., Any]
     args_model: type[BaseModel]
+    input_schema: Mapping[str, Any] | None = None
+    # False for tools that change or delete things and that no entry allowed: only plans written
+    # by a person (not the planner, not an agent's LLM) may call them.
+    planner_may_call: bool = True
 
     @classmethod
     def from_function(cls, function: Callable[..., Any], name: str | None = None) -> ToolSpec:
@@ -54,6 +65,27 @@ class ToolSpec:
         )
         return cls(name=name, description=inspect.getdoc(function) or "", function=function, args_model=args_model)
 
+    @classmethod
+    def from_json_schema(
+        cls,
+        name: str,
+        description: str,
+        input_schema: Mapping[str, Any],
+        function: Callable[[dict[str, JsonValue]], Awaitable[JsonValue]],
+        *,
+        planner_may_call: bool = True,
+    ) -> ToolSpec:
+        """A tool defined as other systems define them: a name (dots and dashes allowed, up to 128
+        characters), a description and a JSON Schema of its arguments (raises ToolSchemaError)."""
+        return cls(
+            name=name,
+            description=description,
+            function=function,
+            args_model=args_model_from_schema(name, input_schema),
+            input_schema=input_schema,
+            planner_may_call=planner_may_call,
+        )
+
     def parameters_schema(self) -> dict[str, Any]:
         return self.args_model.model_json_schema()
 
@@ -68,6 +100,8 @@ class ToolSpec:
         in async tools.
         """
         validated = self.validate_args(args)
+        if self.input_schema is not None:
+            return to_jsonable_python(await self.function(given_arguments(validated)))
         kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
         result = self.function(**kwargs)
         if inspect.isawaitable(result):
@@ -101,6 +135,11 @@ class AgentSpec:
                 raise ValueError(f"agent {self.name!r} lists tool {tool.name!r} twice")
             by_name[tool.name] = tool
         object.__setattr__(self, "tool_by_name", by_name)
+
+    @property
+    def llm_tools(self) -> tuple[ToolSpec, ...]:
+        """The tools an LLM (the planner, the agent's own) may call: not those only a person's plan may."""
+        return tuple(tool for tool in self.tools if tool.planner_may_call)
 
     def tool(self, name: str) -> ToolSpec:
         try:
@@ -144,8 +183,13 @@ class Catalog:
 
 def format_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
     """pydantic errors as short readable lines: `args.b: Input should be a valid number (got 'x')`."""
+    return format_errors(error.errors(include_url=False), prefix)
+
+
+def format_errors(errors: Iterable[ErrorDetails], prefix: str = "") -> list[str]:
+    """Some of a ValidationError's `errors()` as lines, like format_validation_error."""
     lines = []
-    for item in error.errors(include_url=False):
+    for item in errors:
         where = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
         got = "" if item["type"] == "missing" else f" (got {item.get('input')!r:.80})"
         lines.append(f"{where or 'value'}: {item['msg']}{got}")

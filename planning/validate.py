@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
-from planning.catalog import Catalog, format_validation_error
+from planning.catalog import Catalog, format_errors
 from planning.plan import Plan, Step, is_whole_reference
 
 # Far beyond any plan's needs, and within what the run store (64-bit integers) can record.
@@ -176,7 +176,7 @@ def _step_problems(step: Step, ids: set[int], catalog: Catalog, limits: PlanLimi
     except ValidationError as exc:
         errors = [e for e in exc.errors() if not (e["loc"] and e["loc"][0] in deferred)]
         if errors:
-            lines = format_validation_error(ValidationError.from_exception_data(exc.title, errors), "args")  # type: ignore[arg-type]
+            lines = format_errors(errors, "args")
             yield problem(
                 f"arguments do not match {step.tool}: {'; '.join(lines)}",
                 "pass exactly the tool's parameters (MCP: list_agents; CLI: planner-mcp schema --agents)",

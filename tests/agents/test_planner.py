@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from pydantic import JsonValue
 
 from agents.llm import ScriptedLLM
 from agents.planner import EXAMPLE_PLAN, Planner, PlanningError, system_prompt
@@ -113,3 +114,26 @@ async def test_a_reply_that_is_not_a_plan_at_all_is_repaired_too(catalog: Catalo
     assert result.rounds == 2
     assert result.plan.model_dump(exclude_defaults=True) == GOOD_PLAN
     assert "That is not a valid plan" in llm.calls[1].messages[-1].content
+
+
+async def test_tools_that_change_things_are_refused_in_planner_written_plans(catalog: Catalog) -> None:
+    async def delete(args: dict[str, JsonValue]) -> JsonValue:
+        raise AssertionError("never called")
+
+    erase = ToolSpec.from_json_schema(
+        "files.delete-file",
+        "Delete a file.",
+        {"type": "object", "properties": {"path": {"type": "string"}}},
+        delete,
+        planner_may_call=False,
+    )
+    catalog = Catalog([*catalog.agents.values(), AgentSpec(name="files", description="Files", tools=(erase,))])
+    refused = {"steps": [{"id": 1, "agent": "files", "tool": "files.delete-file", "args": {"path": "/x"}}]}
+    llm = ScriptedLLM([refused, GOOD_PLAN])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan(SEED_REQUEST)
+
+    assert result.rounds == 2
+    assert "the reply is not a plan" in llm.calls[1].messages[-1].content  # outside the reply schema
+    assert "delete-file" not in system_prompt(catalog)
+    assert "delete-file" not in json.dumps(plan_draft_model(catalog).model_json_schema())
