@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from agents.mcp_servers import McpServers, ServersConfigError, read_servers, server_agents
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.settings import Settings
 from tools import math, string
@@ -28,7 +30,7 @@ def build_catalog(
     weather = weather or WeatherTools()
     web = web or WebSearchTools(WebSearchConfig.from_env(os.environ))
     sandbox = sandbox or Sandbox(settings.sandbox)
-    return Catalog(
+    return with_mcp_servers(
         [
             AgentSpec(
                 name="math",
@@ -96,5 +98,30 @@ def build_catalog(
                 max_concurrency=4,
                 timeout_s=30,
             ),
-        ]
+        ],
+        settings.servers,
+        cluster_pod=settings.cluster_pod,
     )
+
+
+def with_mcp_servers(agents: list[AgentSpec], servers_file: Path | None, *, cluster_pod: bool = False) -> Catalog:
+    """`agents` and one agent per server of `servers_file` (if any); closing the catalog stops the servers.
+
+    In a cluster's task pod (`cluster_pod`) stdio servers are left out unless their entry says
+    `"on_cluster": true` (the command is in the task image): plans using them run only locally."""
+    if servers_file is None:
+        return Catalog(agents)
+    entries = read_servers(servers_file)
+    if cluster_pod:
+        entries = {name: entry for name, entry in entries.items() if entry.transport == "http" or entry.on_cluster}
+    taken = sorted(set(entries) & {agent.name for agent in agents})
+    if taken:
+        raise ServersConfigError(
+            f"{str(servers_file)!r}: server name(s) {taken} are taken by built-in agents; rename the entries"
+        )
+    servers = McpServers(entries)
+    try:
+        return Catalog([*agents, *server_agents(servers)], close=servers.close)
+    except BaseException:
+        servers.close()
+        raise

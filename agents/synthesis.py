@@ -13,7 +13,7 @@ import logging
 from pydantic import BaseModel, Field
 
 from agents.llm import LLM, LLMError, LLMOutputError, Message
-from agents.prompts import data_block
+from agents.prompts import data_block, data_text
 from planning.answer import RunAnswer, needs_writing, states_results, summarize
 from planning.records import RunRecord, StepStatus
 
@@ -45,7 +45,7 @@ class Synthesizer:
             Message(role="system", content=SYSTEM_PROMPT),
             Message(
                 role="user",
-                content=f"{data_block(succeeded)}\n<data final-result>\n{stated.text[:2000]}\n</data>\n\n"
+                content=f"{data_block(succeeded)}\n<data final-result>\n{data_text(stated.text[:2000])}\n</data>\n\n"
                 f"Request: {record.request}\nAnswer:",
             ),
         ]

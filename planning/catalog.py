@@ -27,7 +27,8 @@ class CatalogError(LookupError):
 
 
 class CatalogFactoryError(ValueError):
-    """`PLANNER_MCP_CATALOG` does not name a working catalog factory."""
+    """The catalog cannot be built from the settings: `PLANNER_MCP_CATALOG` does not name a working
+    factory, or `PLANNER_MCP_SERVERS` names an unusable servers file."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ToolSpec:
     description: str
     function: Callable[..., Any]
     args_model: type[BaseModel]
-    input_schema: Mapping[str, Any] | None = None
+    input_schema: Mapping[str, Any] | None = field(default=None, compare=False)  # dicts cannot be hashed
     # False for tools that change or delete things and that no entry allowed: only plans written
     # by a person (not the planner, not an agent's LLM) may call them.
     planner_may_call: bool = True
@@ -126,6 +127,10 @@ class AgentSpec:
     # alike; raises ToolError when the result means the task failed: a tool step fails, an agent
     # sees why and tries again. The raw result is kept as the step's `details`.
     finish: Callable[[JsonValue], JsonValue] | None = None
+    # Why the agent cannot run at all now (an MCP server that failed to start); its steps fail with it.
+    unavailable: str | None = None
+    # Why its steps cannot run on a Flyte cluster (a server that is a local process); None: they can.
+    local_only: str | None = None
     tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False, compare=False)  # derived from tools
 
     def __post_init__(self) -> None:
@@ -145,6 +150,8 @@ class AgentSpec:
         try:
             return self.tool_by_name[name]
         except KeyError:
+            if self.unavailable:
+                raise CatalogError(self.unavailable) from None
             raise CatalogError(
                 f"agent {self.name!r} has no tool {name!r}; its tools are: {', '.join(sorted(self.tool_by_name))}"
             ) from None
@@ -153,12 +160,19 @@ class AgentSpec:
 class Catalog:
     """The agents a plan may use, by name."""
 
-    def __init__(self, agents: Iterable[AgentSpec]) -> None:
+    def __init__(self, agents: Iterable[AgentSpec], *, close: Callable[[], None] | None = None) -> None:
+        """`close` releases what the agents hold (e.g. MCP server sessions); `Catalog.close` calls it."""
+        self._close = close
         self.agents: dict[str, AgentSpec] = {}
         for agent in agents:
             if agent.name in self.agents:
                 raise ValueError(f"the catalog lists agent {agent.name!r} twice")
             self.agents[agent.name] = agent
+
+    def close(self) -> None:
+        if self._close is not None:
+            close, self._close = self._close, None
+            close()
 
     def agent(self, name: str) -> AgentSpec:
         try:
@@ -172,8 +186,14 @@ class Catalog:
             {
                 "name": agent.name,
                 "description": agent.description,
+                **({"unavailable": agent.unavailable} if agent.unavailable else {}),
                 "tools": [
-                    {"name": t.name, "description": t.description, "parameters": t.parameters_schema()}
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters_schema(),
+                        **({} if t.planner_may_call else {"person_only": True}),
+                    }
                     for t in agent.tools
                 ],
             }

@@ -344,13 +344,26 @@ class RemoteEngine:
 
     def forwarded_env(self) -> dict[str, str]:
         """The non-secret settings the cluster's task bodies should see (set here, not empty)."""
-        return {
+        forwarded = {
             name: value
             for name, value in self.environ.items()
             if (name in _FORWARDED or name.startswith(_FORWARDED_PREFIXES))
             and not any(word in name for word in _NEVER_FORWARDED)
             and value.strip()
         }
+        servers = self.settings.servers
+        if servers is not None:
+            # The code bundle carries the project: a servers file inside it reaches the pods too.
+            try:
+                forwarded["PLANNER_MCP_SERVERS"] = str(servers.resolve().relative_to(PROJECT_ROOT))
+                forwarded["PLANNER_MCP_CLUSTER_POD"] = "1"  # stdio servers stay on this machine
+            except ValueError:
+                logger.warning(
+                    "PLANNER_MCP_SERVERS=%s is outside the project, so cluster runs cannot use its HTTP servers; "
+                    "put the file in the project directory",
+                    servers,
+                )
+        return forwarded
 
     # -- reading back -----------------------------------------------------------------------------
 

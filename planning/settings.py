@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         default="agents.catalog:build_catalog",
         description="`module:function` that builds the catalog from these settings (custom agents and tools).",
     )
+    servers: Path | None = Field(
+        default=None,
+        description='A servers.json in the MCP hosts\' shape ({"mcpServers": {...}}): each server becomes a '
+        "specialist agent whose tools are the server's tools.",
+    )
+    cluster_pod: bool = Field(
+        default=False,
+        description="Set by planner-mcp in a Flyte cluster's task pods: stdio MCP servers are left out there "
+        'unless their entry says "on_cluster": true.',
+    )
     sandbox: SandboxLimits = Field(
         default_factory=SandboxLimits, description="Code sandbox limits, e.g. PLANNER_MCP_SANDBOX__WALL_TIME_S=20."
     )

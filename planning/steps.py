@@ -61,6 +61,8 @@ class StepRunner:
             agent = self.catalog.agent(step.agent)
         except CatalogError as exc:  # a stored plan whose agent has since left the catalog
             return _failed("invalid_args", str(exc), 0)
+        if agent.unavailable:  # e.g. an MCP server that failed to start: its steps fail with why
+            return _failed("tool_error", agent.unavailable, 1)
         timeout = step.timeout_s or agent.timeout_s
         attempt = 0
         while True:

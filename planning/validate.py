@@ -163,6 +163,9 @@ def _step_problems(step: Step, ids: set[int], catalog: Catalog, limits: PlanLimi
     if step.tool is None:
         return
     if step.tool not in agent.tool_by_name:
+        if agent.unavailable:
+            yield problem(agent.unavailable, "fix the server, or use another agent")
+            return
         yield problem(
             f"agent {agent.name!r} has no tool {step.tool!r}",
             f"use one of its tools: {', '.join(sorted(agent.tool_by_name))}",

@@ -19,6 +19,7 @@ from agents.planner import Planner, PlanningError, PlanResult
 from agents.specialist import SpecialistRunner
 from agents.synthesis import Synthesizer
 from planning.catalog import Catalog, load_catalog
+from planning.cluster import RemoteError
 from planning.events import OnEvent, PhaseEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
@@ -59,6 +60,8 @@ class App:
 
     def close(self) -> None:
         self.store.close()
+        if self._catalog is None and "catalog" in self.__dict__:  # one it built: stop the MCP servers it started
+            self.catalog.close()
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -127,8 +130,20 @@ class App:
         """Record a run; `engine` (default PLANNER_MCP_ENGINE, itself default local) is where it executes."""
         engine = engine or self.settings.engine
         if engine == REMOTE:
+            refused = self._local_only(plan)
+            if refused:
+                raise RemoteError(refused)
             self.remote.target()  # no run is recorded for a cluster that is not configured
         return self.store.create_run(plan, request=request, engine=engine, idempotency_key=idempotency_key, usage=usage)
+
+    def _local_only(self, plan: Plan) -> str | None:
+        """Why `plan` cannot run on a Flyte cluster (agents only this machine can run, e.g. stdio MCP servers)."""
+        reasons = {
+            step.agent: reason
+            for step in plan.steps
+            if (reason := self.catalog.agent(step.agent).local_only) is not None
+        }
+        return "; ".join(f"{agent}: {reason}" for agent, reason in sorted(reasons.items())) or None
 
     def submit_request(
         self, request: str, *, idempotency_key: str | None = None, engine: EngineName | None = None
@@ -161,6 +176,10 @@ class App:
             if record.status.finished:
                 return record
         if record.engine == REMOTE:
+            refused = self._local_only(record.plan)
+            if refused:  # planned from a request: the plan names an agent that cannot run on a cluster
+                self.store.finish_run(run_id, RunStatus.FAILED, error=f"cannot run on the Flyte cluster: {refused}")
+                return self.store.get_run(run_id)
             return await self.remote.run(run_id, on_event)
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")

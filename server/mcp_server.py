@@ -5,7 +5,8 @@ catalog, LLM, engine) and a task group for runs that continue after the tool cal
 them; `serve(...)` runs it over stdio (the default) or streamable HTTP.
 
 Tools       plan, execute_plan, list_agents, <agent>_agent for each agent of the catalog (math,
-            string, web_search, code, weather by default), list_runs, get_run, resume_run, cancel_run
+            string, web_search, code, weather by default, and one per configured MCP server),
+            list_runs, get_run, resume_run, cancel_run
 Resources   runs://{run_id}, runs://recent, agents://catalog
 Prompts     plan_and_execute
 
@@ -504,13 +505,19 @@ def _add_agent_tools(server: MCPServer[ServerState], catalog: Catalog) -> None:
             title=f"Ask the {agent.name} agent",
             description=agent_tool_description(agent),
             annotations=ToolAnnotations(
-                read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=agent.open_world
+                read_only_hint=False,
+                # An MCP server's destructive tools are callable here (by tool steps: only the planner may not).
+                destructive_hint=any(not tool.planner_may_call for tool in agent.tools),
+                idempotent_hint=False,
+                open_world_hint=agent.open_world,
             ),
         )
 
 
 def agent_tool_description(agent: AgentSpec) -> str:
     """What `<agent>_agent` does, with the agent's tools named (their arguments: list_agents)."""
+    if agent.unavailable:
+        return f"{agent.description} Unavailable now: {agent.unavailable}"
     return (
         f"{agent.description} Tools: {', '.join(tool.name for tool in agent.tools)}. "
         "Call one with `tool` + `args` (no LLM; list_agents has the arguments) or give a `task` (the "
@@ -527,7 +534,7 @@ def _agent_tool(agent: str) -> Callable[..., Any]:
         ] = None,
         tool: Annotated[
             str | None,
-            Field(min_length=1, max_length=100, description="One of the agent's tools, to call directly."),
+            Field(min_length=1, max_length=128, description="One of the agent's tools, to call directly."),
         ] = None,
         args: Annotated[
             dict[str, Any] | None,
@@ -763,6 +770,8 @@ def serve(
             _serve_http(server, security, host, port)
     except KeyboardInterrupt:
         logger.info("stopped")
+    finally:
+        catalog.close()  # stops the MCP servers it started
 
 
 def _exit_soon_after_interrupt(grace_s: float = 3.0) -> None:

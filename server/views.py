@@ -127,11 +127,19 @@ class ToolView(BaseModel):
     name: str
     description: str
     parameters: dict[str, Any] = Field(description="JSON Schema of the tool's `args`.")
+    person_only: bool = Field(
+        default=False,
+        description="It changes or deletes things: only a plan written by a person (tool steps) may call it, "
+        "never the planner or an agent's LLM.",
+    )
 
 
 class AgentView(BaseModel):
     name: str
     description: str
+    unavailable: str | None = Field(
+        default=None, description="Why the agent cannot run now (e.g. its MCP server failed to start)."
+    )
     tools: list[ToolView]
 
 

@@ -26,6 +26,7 @@ from agents.llm.protocol import Usage
 from planning import engine, flyte_env, remote
 from planning.answer import RunAnswer
 from planning.engine import LocalEngine, PlanRequest, RunResult, StepRequest, run_code_step, run_plan, run_step
+from planning.flyte_env import PROJECT_ROOT
 from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepRecord, StepStatus
 from planning.remote import (
     PLAN_TASK,
@@ -251,6 +252,21 @@ def test_only_non_secret_settings_the_cluster_uses_are_forwarded(remote_engine: 
         "PLANNER_MCP_MODEL_WEB_SEARCH": "gpt-test-mini",
         "PLANNER_MCP_SANDBOX__WALL_TIME_S": "20",
     }
+
+
+def test_a_servers_file_in_the_project_travels_to_the_pods_by_its_path_there(
+    store: RunStore, plane: FakeControlPlane, flyte_config: Path, tmp_path: Path
+) -> None:
+    inside = settings_for(tmp_path, plane.endpoint, flyte_config).model_copy(
+        update={"servers": PROJECT_ROOT / "examples" / "servers.json"}
+    )
+    outside = inside.model_copy(update={"servers": tmp_path / "servers.json"})
+
+    assert RemoteEngine(store, inside, environ={}).forwarded_env() == {
+        "PLANNER_MCP_SERVERS": "examples/servers.json",
+        "PLANNER_MCP_CLUSTER_POD": "1",
+    }
+    assert RemoteEngine(store, outside, environ={}).forwarded_env() == {}
 
 
 # -- listing --------------------------------------------------------------------------------------
