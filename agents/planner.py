@@ -11,7 +11,7 @@ import json
 
 from pydantic import BaseModel
 
-from agents.llm import LLM, LLMOutputError, Message, Usage
+from agents.llm import LLM, LLMError, LLMOutputError, Message, Usage
 from agents.prompts import describe_tools
 from agents.schemas import plan_draft_model
 from planning.catalog import Catalog
@@ -107,6 +107,9 @@ class Planner:
                     ),
                 ]
                 continue
+            except LLMError as exc:  # the calls of earlier rounds count too
+                exc.with_usage(usage)
+                raise
             usage = usage + completion.usage
             draft = completion.value.model_dump(mode="json", by_alias=True, exclude_none=True)
             problems = _leaks(draft, request)

@@ -13,7 +13,7 @@ import re
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from agents.llm import LLM, LLMOutputError, Message, Usage
+from agents.llm import LLM, LLMError, LLMOutputError, Message, Usage
 from agents.prompts import data_block, data_text, describe_tools
 from agents.schemas import turn_model
 from planning.catalog import AgentSpec, format_validation_error
@@ -65,6 +65,9 @@ class SpecialistRunner:
                 usage = usage + (exc.usage or Usage())
                 errors = [f"the reply does not match the tools' parameters: {'; '.join(exc.errors[:5])}"]
                 reply = exc.raw
+            except LLMError as exc:  # the calls of earlier rounds count too
+                exc.with_usage(usage)
+                raise
             else:
                 usage = usage + completion.usage
                 calls = completion.value.model_dump(mode="json", by_alias=True)["calls"]

@@ -12,7 +12,7 @@ import logging
 
 from pydantic import BaseModel, Field
 
-from agents.llm import LLM, LLMError, LLMOutputError, Message
+from agents.llm import LLM, LLMError, Message
 from agents.prompts import data_block, data_text
 from planning.answer import RunAnswer, needs_writing, states_results, summarize
 from planning.records import RunRecord, StepStatus
@@ -53,7 +53,7 @@ class Synthesizer:
             completion = await self.llm.complete(messages, Answer, role="synthesis")
         except LLMError as exc:
             logger.warning("synthesis failed (%s); stating the results instead", exc)
-            cost = exc.usage if isinstance(exc, LLMOutputError) and exc.usage else stated.usage
+            cost = exc.usage or stated.usage  # failed calls count too
             return stated.model_copy(update={"usage": cost})
         answer = completion.value.answer.strip()
         # A small model may garble numbers: an answer that misses a final result is not used.

@@ -1,5 +1,12 @@
 """Running one step: resolve its inputs, call the tool or the agent, bound it in time, retry
-transient failures with backoff, and turn every failure into a structured outcome (never a crash).
+transient tool failures with backoff, and turn every failure into a structured outcome (never a crash).
+
+Retry budgets, one layer each (no layer multiplies another's):
+- a tool's transient failure (TransientToolError): the step is tried `retries` more times;
+- an LLM's transient failure: retried inside the LLM call (agents.llm.openai_compat), whose attempts
+  follow the step's deadline; when it still fails the step fails, naming the LLM server;
+- Flyte's task retries (planning.flyte_env) only cover a lost worker, and a retried run starts from
+  the stored outcomes, so no succeeded step runs again.
 """
 
 from __future__ import annotations
@@ -75,7 +82,7 @@ class StepRunner:
                 if outcome is None:
                     return _failed("timeout", f"the step took longer than its limit of {timeout:g} s", attempt)
                 return outcome.model_copy(update={"attempts": attempt})
-            except (TransientToolError, LLMTransientError) as exc:
+            except TransientToolError as exc:
                 if attempt > self.retries:
                     return _failed("transient", f"{exc} (gave up after {attempt} attempts; try again later)", attempt)
                 delay = self.retry_base_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
@@ -90,8 +97,10 @@ class StepRunner:
                 return _failed("tool_error", str(exc), attempt, exc.usage, exc.details)
             except ToolError as exc:  # also a code step whose program failed: `details` holds its run
                 return _failed("tool_error", str(exc), attempt, details=exc.details)
+            except LLMTransientError as exc:  # already retried within the LLM's budget
+                return _failed("transient", str(exc), attempt, exc.usage)
             except LLMError as exc:
-                return _failed("llm_error", str(exc), attempt)
+                return _failed("llm_error", str(exc), attempt, exc.usage)
 
     async def _attempt(self, step: Step, agent: AgentSpec, inputs: dict[int, JsonValue]) -> StepOutcome:
         if step.tool is not None:

@@ -156,7 +156,14 @@ class EmbeddedLLM:
             except ValueError as exc:  # e.g. "Requested tokens (9000) exceed context window of 8192"
                 raise LLMError(
                     f"The embedded model refused the request ({exc}); shorten the request or raise "
-                    f"PLANNER_MCP_LLM_CONTEXT (now {self.n_ctx})."
+                    f"PLANNER_MCP_LLM_CONTEXT (now {self.n_ctx}).",
+                    usage=Usage(calls=1, latency_s=time.perf_counter() - started),
+                ) from exc
+            except (RuntimeError, OSError, MemoryError) as exc:  # llama.cpp's decode or sampling failed
+                raise LLMError(
+                    f"The embedded model {self.name!r} failed ({type(exc).__name__}: {exc}); retry, or lower "
+                    f"PLANNER_MCP_LLM_CONTEXT (now {self.n_ctx}) if memory is short.",
+                    usage=Usage(calls=1, latency_s=time.perf_counter() - started),
                 ) from exc
         latency = time.perf_counter() - started
         raw = reply["choices"][0]["text"] or ""

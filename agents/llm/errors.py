@@ -1,7 +1,12 @@
-"""Errors raised by the LLM layer.
+"""Errors raised by the LLM layer: the one contract every provider keeps.
+
+Every failure of an LLM call (transport, HTTP status, a body that is not JSON or is cut off, a reply
+outside the schema, a timeout) is one of these, with a message naming the server, the model and the
+fix; `usage` is what the failed call cost (every call made counts, failed ones too).
 
 LLMError                    an LLM call failed for a reason a person must fix (bad configuration,
-                            rejected credentials, unknown model); retrying will not help
+                            rejected credentials, unknown model, a server that does not speak the
+                            API); retrying will not help
   LLMNotConfiguredError     no LLM is configured; the message says how to configure one
   LLMTransientError         the server stayed unreachable, overloaded or rate-limited after the
                             bounded retries; the executor may retry the step later
@@ -29,14 +34,23 @@ HOW_TO_CONFIGURE = (
 
 
 class LLMError(Exception):
-    """An LLM call failed; the message names the problem and the fix."""
+    """An LLM call failed; the message names the problem and the fix, `usage` what it cost."""
+
+    def __init__(self, message: str, *, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+    def with_usage(self, spent: Usage) -> LLMError:
+        """This error with `spent` (calls made before it) added to its usage; returns self."""
+        self.usage = spent + self.usage if self.usage is not None else spent
+        return self
 
 
 class LLMNotConfiguredError(LLMError):
     """No LLM is available, so a planner or agent step cannot run."""
 
     def __init__(self, problem: str = "No LLM is configured.") -> None:
-        super().__init__(f"{problem} {HOW_TO_CONFIGURE}")
+        super().__init__(f"{problem} {HOW_TO_CONFIGURE}", usage=None)
 
 
 class LLMTransientError(LLMError):
@@ -55,12 +69,12 @@ class LLMOutputError(LLMError):
         self.output_name = output_name
         self.raw = truncate(raw)
         self.errors = tuple(errors)
-        self.usage = usage
         listed = "; ".join(self.errors) or "no details"
         super().__init__(
             f"The model's reply did not validate against {output_name!r} ({listed}); "
             f"raw reply: {self.raw!r}. A more capable model (`PLANNER_MCP_MODEL`) or a simpler "
-            "request usually fixes this."
+            "request usually fixes this.",
+            usage=usage,
         )
 
 

@@ -1,13 +1,26 @@
-"""Chat models behind an OpenAI-compatible API: OpenAI itself, Ollama, vLLM, LM Studio, llama.cpp server."""
+"""Chat models behind an OpenAI-compatible API: OpenAI itself, Ollama, vLLM, LM Studio, llama.cpp server.
+
+The retry budget of one model answer (documented in the README's "Limits" table):
+- each HTTP attempt waits at most PLANNER_MCP_LLM_TIMEOUT_S (default 60 s), cut to what the
+  caller's deadline leaves (an agent step's limit), so the LLM gives up first and says why;
+- transient failures (timeout, connection, 408/409/429, 5xx, a body cut off) are retried up to
+  PLANNER_MCP_LLM_MAX_RETRIES times (default 2), after PLANNER_MCP_LLM_RETRY_BASE_S (default 1 s)
+  doubling, or the server's Retry-After (at most 30 s), never past the caller's deadline;
+- anything else (rejected key, unknown model, a 200 whose body is not a chat completion) fails at once.
+Every attempt counts as one call in usage, failed ones too. Errors are the LLMError tree.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -35,7 +48,14 @@ _FORMAT_REJECTION_HINTS = (
     "not supported",
     "unsupported",
 )
-_TRANSIENT_ERRORS = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+_TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
+# The longest Retry-After we honour; a server asking for more is treated as failing now.
+_MAX_RETRY_AFTER_S = 30.0
+# An attempt needs at least this long to be worth making; the deadline margin lets the LLM's own
+# timeout fire (and name the server) before the caller's cancel scope does.
+_MIN_ATTEMPT_S = 1.0
+_DEADLINE_MARGIN_S = 0.5
+_BODY_EXCERPT = 120
 
 
 class OpenAIConfig(BaseModel):
@@ -48,7 +68,8 @@ class OpenAIConfig(BaseModel):
     model: str = Field(default=DEFAULT_MODEL, min_length=1)
     role_models: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
+    max_retries: int = Field(default=2, ge=0)
+    retry_base_s: float = Field(default=1.0, ge=0)
 
     def model_for(self, role: str) -> str:
         """The model for `role`: its override if one is set, else the default model."""
@@ -58,7 +79,7 @@ class OpenAIConfig(BaseModel):
     def from_env(cls, environ: Mapping[str, str]) -> OpenAIConfig:
         """Read OPENAI_API_KEY, OPENAI_BASE_URL, PLANNER_MCP_MODEL, PLANNER_MCP_MODEL_<ROLE>
         (e.g. PLANNER_MCP_MODEL_PLANNER, PLANNER_MCP_MODEL_WEB_SEARCH), PLANNER_MCP_LLM_TIMEOUT_S and
-        PLANNER_MCP_LLM_MAX_RETRIES. Empty values count as unset."""
+        PLANNER_MCP_LLM_MAX_RETRIES and PLANNER_MCP_LLM_RETRY_BASE_S. Empty values count as unset."""
         env = {key: value.strip() for key, value in environ.items() if value.strip()}
         role_models = {
             key.removeprefix(_ROLE_PREFIX).lower(): value
@@ -71,7 +92,11 @@ class OpenAIConfig(BaseModel):
             "model": env.get("PLANNER_MCP_MODEL", DEFAULT_MODEL),
             "role_models": role_models,
         }
-        numeric = {"timeout_s": "PLANNER_MCP_LLM_TIMEOUT_S", "max_retries": "PLANNER_MCP_LLM_MAX_RETRIES"}
+        numeric = {
+            "timeout_s": "PLANNER_MCP_LLM_TIMEOUT_S",
+            "max_retries": "PLANNER_MCP_LLM_MAX_RETRIES",
+            "retry_base_s": "PLANNER_MCP_LLM_RETRY_BASE_S",
+        }
         for field, variable in numeric.items():
             if variable in env:
                 fields[field] = env[variable]
@@ -83,7 +108,7 @@ class OpenAIConfig(BaseModel):
             )
             raise LLMError(
                 f"Invalid LLM settings in the environment ({problems}); "
-                "fix or unset those variables (timeout in seconds > 0, retries >= 0)."
+                "fix or unset those variables (timeout in seconds > 0, retries >= 0, retry base in seconds >= 0)."
             ) from None
 
 
@@ -116,16 +141,70 @@ class OpenAICompatLLM:
     async def aclose(self) -> None:
         """Nothing stays open between calls; kept so callers may close any LLM alike."""
 
-    def _client(self) -> openai.AsyncOpenAI:
+    def _client(self, timeout: float) -> openai.AsyncOpenAI:
         api_key = self.config.api_key.get_secret_value() if self.config.api_key else None
         return openai.AsyncOpenAI(
             api_key=api_key or PLACEHOLDER_API_KEY,
             base_url=self.base_url,
-            timeout=self.config.timeout_s,
-            max_retries=self.config.max_retries,
+            timeout=timeout,
+            max_retries=0,  # retries are ours: each attempt is counted and the step's deadline kept
         )
 
     async def _call(self, messages: Sequence[Message], output: type[BaseModel], model: str) -> tuple[str, Usage]:
+        """One model answer within the retry budget: every HTTP attempt counts as a call in usage,
+        failed ones too; transient failures are retried while attempts and time are left."""
+        usage = Usage()
+        attempts = self.config.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            timeout = self._attempt_timeout(model, usage)
+            started = time.perf_counter()
+            try:
+                raw, tokens = await self._attempt(messages, output, model, timeout)
+            except _Failure as failure:
+                usage = usage + Usage(calls=1, latency_s=time.perf_counter() - started)
+                if not failure.transient:
+                    raise LLMError(f"{self._where(model)} {failure.problem}", usage=usage) from failure.__cause__
+                delay = failure.retry_after_s or self.config.retry_base_s * 2 ** (attempt - 1)
+                if attempt == attempts or not self._time_left_for(delay + _MIN_ATTEMPT_S):
+                    raise LLMTransientError(
+                        f"{self._where(model)} {failure.problem}; gave up after {attempt} attempt(s) "
+                        f"({usage.latency_s:.1f} s). It may be overloaded, rate-limiting, unreachable or slow: "
+                        "retry later, or raise PLANNER_MCP_LLM_TIMEOUT_S / PLANNER_MCP_LLM_MAX_RETRIES "
+                        "(or the step's `timeout_s`).",
+                        usage=usage,
+                    ) from failure.__cause__
+                log.warning(
+                    "%s %s; retry %d of %d in %.1f s", self._where(model), failure.problem, attempt, attempts - 1, delay
+                )
+                await anyio.sleep(delay)
+                continue
+            usage = usage + tokens.model_copy(update={"latency_s": time.perf_counter() - started})
+            log.debug("%s answered (%d+%d tokens)", model, tokens.prompt_tokens, tokens.completion_tokens)
+            return raw, usage
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _attempt_timeout(self, model: str, usage: Usage) -> float:
+        """This attempt's timeout: the configured one, cut to the time the caller's deadline (an
+        agent step's limit) leaves, so the LLM gives up in time to say so itself."""
+        remaining = anyio.current_effective_deadline() - anyio.current_time()
+        if remaining == math.inf:
+            return self.config.timeout_s
+        remaining -= _DEADLINE_MARGIN_S
+        if remaining < _MIN_ATTEMPT_S:
+            raise LLMTransientError(
+                f"{self._where(model)} had no time left within the step's limit; raise the step's `timeout_s` "
+                "(or the agent's) or use a faster model.",
+                usage=usage,
+            )
+        return min(self.config.timeout_s, remaining)
+
+    def _time_left_for(self, seconds: float) -> bool:
+        return anyio.current_effective_deadline() - anyio.current_time() - _DEADLINE_MARGIN_S >= seconds
+
+    async def _attempt(
+        self, messages: Sequence[Message], output: type[BaseModel], model: str, limit_s: float
+    ) -> tuple[str, Usage]:
+        """One HTTP request; every way it can fail becomes a _Failure."""
         structured = self._json_schema_supported
         if structured:
             response_format: Any = {
@@ -140,62 +219,139 @@ class OpenAICompatLLM:
         else:
             response_format = {"type": "json_object"}
             wire = with_schema_instructions(messages, output)
-        started = time.perf_counter()
         try:
-            async with self._client() as client:
-                response = await client.chat.completions.create(
+            async with self._client(limit_s) as client:
+                response = await client.chat.completions.with_raw_response.create(
                     model=model,
                     messages=[_wire_message(m) for m in wire],
                     response_format=response_format,
                 )
+                body = response.http_response.content
+                content_type = response.headers.get("content-type", "")
         except openai.BadRequestError as exc:
             if structured and _rejects_json_schema(exc):
                 log.info("%s rejected json_schema output; using json_object from now on", self.base_url)
                 self._json_schema_supported = False
-                return await self._call(messages, output, model)
-            raise self._error(exc, model) from exc
+                return await self._attempt(messages, output, model, limit_s)
+            raise self._failure(exc) from exc
         except openai.APIError as exc:
-            raise self._error(exc, model) from exc
-        latency = time.perf_counter() - started
-        raw = (response.choices[0].message.content or "") if response.choices else ""
-        usage = Usage(
-            calls=1,
-            prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
-            completion_tokens=response.usage.completion_tokens if response.usage else 0,
-            latency_s=latency,
-        )
-        log.debug("%s answered in %.2fs (%d+%d tokens)", model, latency, usage.prompt_tokens, usage.completion_tokens)
-        return raw, usage
+            raise self._failure(exc, limit_s) from exc
+        return _read_reply(body, content_type)
 
-    def _error(self, exc: openai.APIError, model: str) -> LLMError:
-        """Map an SDK error to ours; messages name the server and model, never the API key."""
-        where = f"the LLM server {self.base_url!r} (model {model!r})"
-        if isinstance(exc, _TRANSIENT_ERRORS) or (
-            isinstance(exc, openai.APIStatusError) and exc.status_code in (408, 409)
-        ):
-            return LLMTransientError(
-                f"{where} still failed after {self.config.max_retries} retries: {type(exc).__name__}: "
-                f"{self._scrub(exc.message)}. It may be overloaded, rate-limiting or unreachable; "
-                "retry later or raise PLANNER_MCP_LLM_TIMEOUT_S / PLANNER_MCP_LLM_MAX_RETRIES."
-            )
+    def _failure(self, exc: openai.APIError, timeout: float = 0.0) -> _Failure:
+        """Map an SDK error to a _Failure whose text never holds the API key."""
+        if isinstance(exc, openai.APITimeoutError):
+            return _Failure(f"did not answer within {timeout:.3g} s (PLANNER_MCP_LLM_TIMEOUT_S)", transient=True)
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            detail = f"{type(cause).__name__}: {self._scrub(str(cause)) or 'no details'}"
+            # By name: the SDK's HTTP client is its own fork of httpx, with its own classes.
+            if type(cause).__name__ in ("ConnectError", "ConnectTimeout"):
+                return _Failure(f"could not be reached ({detail})", transient=True)
+            return _Failure(f"dropped the connection before a complete answer ({detail})", transient=True)
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             # The server's own message may quote (part of) the key: leave it out entirely.
-            return LLMError(
-                f"{where} rejected the API key (HTTP {exc.status_code}). Check `OPENAI_API_KEY` "
-                "(and `OPENAI_BASE_URL` if the key belongs to another server)."
+            return _Failure(
+                f"rejected the API key (HTTP {exc.status_code}). Check `OPENAI_API_KEY` "
+                "(and `OPENAI_BASE_URL` if the key belongs to another server).",
+                transient=False,
             )
         if isinstance(exc, openai.NotFoundError):
-            return LLMError(
-                f"{where} answered 404: {self._scrub(exc.message)}. Set `PLANNER_MCP_MODEL` (or "
+            return _Failure(
+                f"answered 404: {self._scrub(exc.message)}. Set `PLANNER_MCP_MODEL` (or "
                 "`PLANNER_MCP_MODEL_<ROLE>`) to a model the server has, and check that `OPENAI_BASE_URL` "
-                "ends with the API prefix (often `/v1`)."
+                "ends with the API prefix (often `/v1`).",
+                transient=False,
             )
-        status = f"HTTP {exc.status_code}" if isinstance(exc, openai.APIStatusError) else type(exc).__name__
-        return LLMError(f"{where} refused the request ({status}): {self._scrub(exc.message)}")
+        if isinstance(exc, openai.APIStatusError):
+            transient = exc.status_code in _TRANSIENT_STATUSES or exc.status_code >= 500
+            return _Failure(
+                f"answered HTTP {exc.status_code}: {self._scrub(exc.message)}",
+                transient=transient,
+                retry_after_s=_retry_after(exc.response.headers) if transient else None,
+            )
+        return _Failure(f"failed ({type(exc).__name__}: {self._scrub(exc.message)})", transient=False)
+
+    def _where(self, model: str) -> str:
+        return f"The LLM server {self.base_url!r} (model {model!r})"
 
     def _scrub(self, text: str) -> str:
         key = self.config.api_key.get_secret_value() if self.config.api_key else ""
         return text.replace(key, "***") if key else text
+
+
+class _Failure(Exception):
+    """One failed attempt: what went wrong (a phrase after the server's name), and whether to retry."""
+
+    def __init__(self, problem: str, *, transient: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.transient = transient
+        self.retry_after_s = retry_after_s
+
+
+class _Message(BaseModel):
+    content: str | None = None
+
+
+class _Choice(BaseModel):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Tokens(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _ChatReply(BaseModel):
+    """The part of a chat completion we read; anything else in the body is ignored."""
+
+    choices: list[_Choice] = Field(min_length=1)
+    usage: _Tokens | None = None
+
+
+def _read_reply(body: bytes, content_type: str) -> tuple[str, Usage]:
+    """The reply text and token counts of a 200 answer, or a _Failure saying what the body was."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        excerpt = body[:_BODY_EXCERPT].decode("utf-8", "replace")
+        if "json" in content_type.lower():  # JSON promised but cut short: the connection broke
+            raise _Failure(
+                f"sent a chat completion that breaks off after {len(body)} bytes ({excerpt!r}…)", transient=True
+            ) from exc
+        raise _Failure(
+            f"answered HTTP 200 with a body that is not JSON ({content_type or 'no content type'}: {excerpt!r}). "
+            "Check `OPENAI_BASE_URL`: it must be the API's address (often ending in `/v1`), not a web page or proxy.",
+            transient=False,
+        ) from exc
+    try:
+        reply = _ChatReply.model_validate(document)
+    except ValidationError as exc:
+        excerpt = json.dumps(document)[:_BODY_EXCERPT]
+        raise _Failure(
+            f"answered HTTP 200 with JSON that is not a chat completion ({excerpt!r}). Check `OPENAI_BASE_URL` "
+            "and that the server speaks the OpenAI chat-completions API.",
+            transient=False,
+        ) from exc
+    tokens = reply.usage or _Tokens()
+    usage = Usage(
+        calls=1, prompt_tokens=max(tokens.prompt_tokens, 0), completion_tokens=max(tokens.completion_tokens, 0)
+    )
+    return reply.choices[0].message.content or "", usage
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """The server's requested wait (Retry-After seconds or retry-after-ms), capped; None if absent."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, "")) * scale
+        except ValueError:
+            continue
+        if math.isfinite(value) and value >= 0:
+            return min(value, _MAX_RETRY_AFTER_S)
+    return None
 
 
 def _wire_message(message: Message) -> ChatCompletionMessageParam:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from agents.llm.errors import LLMOutputError
+from agents.llm.errors import LLMError, LLMOutputError
 from agents.llm.protocol import Completion, Message, T, Usage
 
 # A model call: messages in, (raw reply text, usage of that call) out.
@@ -58,12 +58,17 @@ async def complete_with_repair(call: RawCall, messages: Sequence[Message], outpu
     """Call the model, validate the reply, and on a validation failure ask once more with the errors.
 
     The failed reply and its errors go back to the model as an assistant/user pair, the pattern that
-    lets a model correct itself (pydantic-ai's ModelRetry). Usage adds up over both calls.
+    lets a model correct itself (pydantic-ai's ModelRetry). Usage adds up over both calls, and an
+    LLMError raised by a call carries the usage of the calls before it too.
     """
     current = list(messages)
     usage = Usage()
     for round_ in range(REPAIR_ROUNDS + 1):
-        raw, call_usage = await call(current)
+        try:
+            raw, call_usage = await call(current)
+        except LLMError as exc:
+            exc.with_usage(usage)
+            raise
         usage = usage + call_usage
         try:
             value = parse_reply(raw, output, usage)
