@@ -18,10 +18,12 @@ import asyncio
 import functools
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -35,7 +37,7 @@ from planning.plan import Plan, Step
 from planning.records import AnswerSource, RunRecord, RunStatus, StepOutcome, StepRecord, StepStatus, Usage, now
 from planning.scheduler import execute, run_status
 from planning.steps import StepRunner
-from planning.store import RunStore
+from planning.store import RunStore, StoreUnavailableError
 
 flyte = flyte_setup.import_flyte()
 logger = logging.getLogger(__name__)
@@ -62,6 +64,23 @@ class LocalRun:
 
 # Run id -> LocalRun, filled by LocalEngine.run for the duration of a run (not at import).
 _LOCAL_RUNS: dict[str, LocalRun] = {}
+
+# Flyte's local metadata and raw data of a run, under the data dir; removed when the run ends.
+SCRATCH_DIR = "flyte-scratch"
+
+
+def _local_runner(run_id: str, scratch: Path) -> Any:
+    """A local Flyte runner whose metadata and raw data stay in `scratch` (by default Flyte keeps
+    metadata in /tmp/flyte/metadata/<run>, outside the data dir, and never removes it)."""
+    shutil.rmtree(scratch, ignore_errors=True)  # left by a process that died mid-run
+    runner = flyte.with_runcontext(mode="local", raw_data_path=str(scratch / "raw"), name=run_id)
+    # with_runcontext takes no metadata path, but its runner keeps one (flyte 2.12; a test checks
+    # that no run writes under /tmp/flyte).
+    if hasattr(runner, "_metadata_path"):
+        runner._metadata_path = str(scratch / "metadata")
+    else:
+        logger.warning("this Flyte keeps local run metadata outside %s", scratch)
+    return runner
 
 
 # Task I/O crosses the Flyte boundary as JSON text (`str`), parsed with these models: Flyte's
@@ -102,6 +121,7 @@ class RunResult(BaseModel):
     answer_source: AnswerSource | None = None
     outcomes: dict[int, StepOutcome] = {}
     usage: Usage = Usage()  # synthesis usage, when the answer was written here (no store)
+    unrecorded: str | None = None  # a store fault that kept the run's end from being recorded
 
 
 @agents_env.task(retries=STEP_RETRIES, timeout=STEP_TIMEOUT)
@@ -135,26 +155,43 @@ async def run_plan(request: str) -> str:
 
 
 async def _orchestrate(request: PlanRequest) -> RunResult:
+    """With a store, every attempt of run_plan (a Flyte retry included) starts from the outcomes the
+    store holds, so a step that succeeded never runs again. A store that cannot be written (disk
+    full) stops the run: it is recorded failed with the cause and no step is left `running`."""
     run_id, plan = request.run_id, request.plan
     local = _context(run_id)
     store = local.store
+    succeeded = _stored_successes(store, run_id) if store else request.succeeded
     waves = plan.waves()
     total = len(plan.steps)
-    done = len(request.succeeded)
+    done = len(succeeded)
+    faults: list[StoreUnavailableError] = []
+    scope = anyio.CancelScope()
 
     def report(step: Step, status: StepStatus) -> None:
         event = StepEvent(run_id=run_id, step_id=step.id, agent=step.agent, status=status, done=done, total=total)
         local.on_event(event)
 
+    def record(write: Callable[[], None]) -> None:
+        """Write to the store; on a fault, remember it and stop the run: steps in flight are cancelled
+        and none starts unrecorded."""
+        try:
+            write()
+        except StoreUnavailableError as exc:
+            if not faults:
+                logger.error("run %s stops: %s", run_id, exc)
+            faults.append(exc)
+            scope.cancel()
+
     async def on_started(step: Step) -> None:
         if store:
-            store.step_started(run_id, step.id)
+            record(functools.partial(store.step_started, run_id, step.id))
         report(step, StepStatus.RUNNING)
 
     async def on_finished(step: Step, outcome: StepOutcome) -> None:
         nonlocal done
-        if store:
-            store.step_finished(run_id, step.id, outcome)
+        if store and not faults:
+            record(functools.partial(store.step_finished, run_id, step.id, outcome))
         done += 1
         report(step, outcome.status)
 
@@ -166,41 +203,85 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
             outcome = await named(StepRequest(run_id=run_id, step=step, inputs=inputs).model_dump_json())
             return StepOutcome.model_validate_json(outcome)
 
-    if store:
-        store.start_run(run_id, this_process())
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    local.cancel = lambda: loop.call_soon_threadsafe(task.cancel)
     try:
-        if local.cancel_requested.is_set():
-            raise asyncio.CancelledError
-        outcomes = await execute(
-            plan,
-            one_step,
-            succeeded=request.succeeded,
-            on_started=on_started,
-            on_finished=on_finished,
-            max_concurrency=local.max_concurrency,
-            agent_caps={a.name: a.max_concurrency for a in local.steps.catalog.agents.values()},
-        )
-    except asyncio.CancelledError:
         if store:
-            _cancel_pending(store, run_id)
-            store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
-        return RunResult(status=RunStatus.CANCELLED)
-    status = run_status(outcomes, total)
-    local.on_phase(run_id, "answer")
-    if not store:
-        answer = await local.synthesize(_record_of(request, status, outcomes))
-        return RunResult(
-            status=status, answer=answer.text, answer_source=answer.source, outcomes=outcomes, usage=answer.usage
+            store.start_run(run_id, this_process())
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        local.cancel = lambda: loop.call_soon_threadsafe(task.cancel)
+        outcomes: dict[int, StepOutcome] | None = None
+        try:
+            if local.cancel_requested.is_set():
+                raise asyncio.CancelledError
+            with scope:
+                outcomes = await execute(
+                    plan,
+                    one_step,
+                    succeeded=succeeded,
+                    on_started=on_started,
+                    on_finished=on_finished,
+                    max_concurrency=local.max_concurrency,
+                    agent_caps={a.name: a.max_concurrency for a in local.steps.catalog.agents.values()},
+                )
+        except asyncio.CancelledError:
+            if faults:
+                raise faults[0] from None
+            if store:
+                _cancel_pending(store, run_id)
+                store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
+            return RunResult(status=RunStatus.CANCELLED)
+        if faults:
+            raise faults[0]
+        assert outcomes is not None  # only a store fault cancels the scope
+        status = run_status(outcomes, total)
+        local.on_phase(run_id, "answer")
+        if not store:
+            answer = await _synthesize(local, _record_of(request, status, outcomes))
+            return RunResult(
+                status=status, answer=answer.text, answer_source=answer.source, outcomes=outcomes, usage=answer.usage
+            )
+        answer = await _synthesize(local, store.get_run(run_id))
+        store.add_run_usage(run_id, answer.usage)
+        failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
+        store.finish_run(
+            run_id, status, answer=answer.text, answer_source=answer.source, error="; ".join(failures) or None
         )
-    answer = await local.synthesize(store.get_run(run_id))
-    store.add_run_usage(run_id, answer.usage)
-    failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
-    store.finish_run(run_id, status, answer=answer.text, answer_source=answer.source, error="; ".join(failures) or None)
-    return RunResult(status=status, answer=answer.text, outcomes=outcomes)
+        return RunResult(status=status, answer=answer.text, outcomes=outcomes)
+    except StoreUnavailableError as exc:
+        assert store is not None
+        return _stop_on_store_fault(store, run_id, exc)
+
+
+def _stored_successes(store: RunStore, run_id: str) -> dict[int, StepOutcome]:
+    """The steps of a run that the store holds as succeeded: never to be run again."""
+    return {
+        s.id: StepOutcome(status=s.status, result=s.result, summary=s.summary, usage=s.usage, attempts=s.attempts)
+        for s in store.get_run(run_id).steps
+        if s.status is StepStatus.SUCCEEDED
+    }
+
+
+def _stop_on_store_fault(store: RunStore, run_id: str, fault: StoreUnavailableError) -> RunResult:
+    """Record the run failed with the store's fault (steps in flight back to pending, for resume);
+    if even that cannot be written, say so in the result for the caller to raise."""
+    message = f"the run stopped: {fault} Resume it once that is fixed; finished steps keep their results."
+    try:
+        store.abandon_run(run_id, message)
+    except StoreUnavailableError as again:
+        logger.error("run %s: could not record its failure either: %s", run_id, again)
+        return RunResult(status=RunStatus.FAILED, unrecorded=message)
+    return RunResult(status=RunStatus.FAILED)
+
+
+async def _synthesize(local: LocalRun, record: RunRecord) -> RunAnswer:
+    """The run's answer; a synthesis that breaks gives the deterministic answer, never a failed
+    orchestrator (which Flyte would retry)."""
+    try:
+        return await local.synthesize(record)
+    except Exception:  # the answer is optional; the steps' results are what count
+        logger.exception("run %s: writing the answer failed; stating the results instead", record.id)
+        return await plain_answer(record)
 
 
 def _context(run_id: str) -> LocalRun:
@@ -300,20 +381,13 @@ class LocalEngine:
         if run_id in _LOCAL_RUNS:
             raise RuntimeError(f"run {run_id!r} is already executing in this process")
         _LOCAL_RUNS[run_id] = local
+        scratch = self.home / SCRATCH_DIR / run_id
         try:
-            runner = flyte.with_runcontext(mode="local", raw_data_path=str(self.home / "flyte-data"), name=run_id)
-            record = self.store.get_run(run_id)
-            succeeded = {
-                s.id: StepOutcome(
-                    status=s.status, result=s.result, summary=s.summary, usage=s.usage, attempts=s.attempts
-                )
-                for s in record.steps
-                if s.status is StepStatus.SUCCEEDED
-            }
-            request = PlanRequest(run_id=run_id, plan=record.plan, succeeded=succeeded)
+            runner = _local_runner(run_id, scratch)
+            request = PlanRequest(run_id=run_id, plan=self.store.get_run(run_id).plan)
             pending = asyncio.ensure_future(runner.run.aio(run_plan, request.model_dump_json()))
             try:
-                await asyncio.shield(pending)
+                run = await asyncio.shield(pending)
             except asyncio.CancelledError:
                 # Shielded so an anyio cancel scope cannot cut the wait short: the run must be
                 # recorded `cancelled` before the caller hears it ended.
@@ -323,7 +397,12 @@ class LocalEngine:
                 raise
         finally:
             _LOCAL_RUNS.pop(run_id, None)
-        return self.store.get_run(run_id)
+            shutil.rmtree(scratch, ignore_errors=True)
+        result = RunResult.model_validate_json((await run.outputs.aio())[0])
+        record = self.store.get_run(run_id)
+        if result.unrecorded and not record.status.finished:
+            raise StoreUnavailableError(result.unrecorded, disk_full=True)
+        return record
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run executing in this process; False if it is not executing here."""

@@ -4,12 +4,18 @@ Every state change is one short committed transaction, written before the execut
 process killed at any moment leaves a consistent store and resume re-runs only what did not finish.
 One connection per store object, shared across threads under a lock (the MCP server's loop and
 Flyte's task loop both write); several processes may open the same file.
+
+Faults of the file or its disk (full, read-only, not a database, damaged, owned by another user, a
+data directory that cannot exist) become StoreUnavailableError: one line naming the path, the
+cause and the fix. A failed write changes nothing (its transaction is rolled back).
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -38,6 +44,75 @@ from planning.records import (
 
 class StoreError(Exception):
     """Base of the run store's errors."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be opened, read or written; the message names the path, the cause and the fix.
+
+    `disk_full` tells a run that hit it to stop and record why (once space is free, resume it)."""
+
+    def __init__(self, message: str, *, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
+
+
+_MOVE_HOME = "or set PLANNER_MCP_HOME to another directory"
+# SQLite's primary result codes (the low byte of an extended code).
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
+
+
+def store_fault(path: Path, exc: sqlite3.Error | OSError) -> StoreUnavailableError:
+    """A SQLite or filesystem error on the store at `path` as one line: path, cause and fix."""
+    where = str(path)
+    if isinstance(exc, OSError):
+        cause = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            return StoreUnavailableError(
+                f"{where}: no space left on the device ({cause}); free space there {_MOVE_HOME}", disk_full=True
+            )
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return StoreUnavailableError(f"{where}: cannot write there ({cause}); make it writable {_MOVE_HOME}")
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+            return StoreUnavailableError(
+                f"{where}: a file is in the way of the data directory ({cause}: {exc.filename}); "
+                f"move that file away {_MOVE_HOME}"
+            )
+        if exc.errno == errno.ENOENT:
+            return StoreUnavailableError(
+                f"{where}: the data directory cannot be created there ({cause}); {_MOVE_HOME[3:]}"
+            )
+        return StoreUnavailableError(f"{where}: {cause}; check the disk and its permissions {_MOVE_HOME}")
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    cause = str(exc)
+    if code == _SQLITE_FULL or "disk is full" in cause:
+        return StoreUnavailableError(
+            f"{where}: the disk is full ({cause}); free space on it (then resume unfinished runs) {_MOVE_HOME}",
+            disk_full=True,
+        )
+    if code == _SQLITE_IOERR:
+        return StoreUnavailableError(
+            f"{where}: the disk failed a read or write ({cause}: full, read-only, a file size limit or failing "
+            f"hardware); fix the disk (then resume unfinished runs) {_MOVE_HOME}",
+            disk_full=True,
+        )
+    if code == _SQLITE_READONLY:
+        return StoreUnavailableError(
+            f"{where}: the store is read-only ({cause}); make the file and its directory writable {_MOVE_HOME}"
+        )
+    if code == _SQLITE_NOTADB:
+        return StoreUnavailableError(f"{where}: not a planner-mcp run store ({cause}); move the file away {_MOVE_HOME}")
+    if code == _SQLITE_CORRUPT:
+        return StoreUnavailableError(
+            f"{where}: the store is damaged ({cause}); move it away (or restore a copy) {_MOVE_HOME}"
+        )
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return StoreUnavailableError(f"{where}: locked by another program ({cause}); close it, or wait and retry")
+    if code in (_SQLITE_CANTOPEN, _SQLITE_PERM):
+        return StoreUnavailableError(
+            f"{where}: cannot open the store ({cause}); check that its directory exists and is writable {_MOVE_HOME}"
+        )
+    return StoreUnavailableError(f"{where}: the store failed ({cause}); check the file and its disk {_MOVE_HOME}")
 
 
 class FlyteRunRef(BaseModel):
@@ -126,10 +201,14 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        # Autocommit mode; multi-statement changes use explicit BEGIN IMMEDIATE.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _check_owner(path)
+            # Autocommit mode; multi-statement changes use explicit BEGIN IMMEDIATE.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise store_fault(path, exc) from exc
         self._db.row_factory = sqlite3.Row
         try:
             self._enable_wal()
@@ -137,6 +216,9 @@ class RunStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise store_fault(path, exc) from exc
         except BaseException:
             self._db.close()
             raise
@@ -162,14 +244,28 @@ class RunStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One committed change, or none at all: a failed statement or commit rolls back, and a
+        fault of the file or its disk becomes StoreUnavailableError."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise store_fault(self.path, exc) from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise store_fault(self.path, exc) from exc
 
     def _migrate(self) -> None:
         with self._transaction() as db:
@@ -186,7 +282,7 @@ class RunStore:
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
+        with self._reading():
             return self._db.execute("PRAGMA user_version").fetchone()[0]
 
     # -- runs -------------------------------------------------------------------------------------
@@ -311,7 +407,7 @@ class RunStore:
             return True
 
     def owner(self, run_id: str) -> str | None:
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(run_id)
@@ -320,7 +416,7 @@ class RunStore:
     def running_owners(self) -> dict[str, list[str]]:
         """Owners of runs still marked running or planning, with their run ids (for crash detection).
         Runs on a Flyte cluster are left out: no local process owns them, Flyte does."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT id, owner FROM runs WHERE status IN (?, ?) AND flyte_run_name IS NULL",
                 (RunStatus.RUNNING, RunStatus.PLANNING),
@@ -360,6 +456,19 @@ class RunStore:
                 marked.append(run_id)
         return marked
 
+    def abandon_run(self, run_id: str, error: str) -> None:
+        """A run that cannot go on (its store failed a write): failed with `error`, and its steps in
+        flight back to pending, so none is left `running` and resume runs them again."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE steps SET status = ?, started_at = NULL WHERE run_id = ? AND status = ?",
+                (StepStatus.PENDING, run_id, StepStatus.RUNNING),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (RunStatus.FAILED, error, time.time(), run_id),
+            )
+
     def reset_unfinished_steps(self, run_id: str) -> None:
         """Before a resume: every step that did not succeed runs again."""
         with self._transaction() as db:
@@ -376,7 +485,7 @@ class RunStore:
 
     def flyte_run(self, run_id: str) -> FlyteRunRef | None:
         """The Flyte run recorded for this run; None for a run that never went to a cluster."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT flyte_run_name, flyte_url FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(run_id)
@@ -420,7 +529,7 @@ class RunStore:
     # -- reading ----------------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._lock:
+        with self._reading():
             return self._read_run(self._db, run_id)
 
     @staticmethod
@@ -457,15 +566,28 @@ class RunStore:
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + " ORDER BY created_at DESC, id DESC LIMIT ?"
         )
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(sql, (*params, limit + 1)).fetchall()
         page = [RunSummary(**_summary_fields(r, r["step_count"])) for r in rows[:limit]]
         next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
         return page, next_cursor
 
     def integrity_check(self) -> str:
-        with self._lock:
+        with self._reading():
             return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _check_owner(path: Path) -> None:
+    """Refuse a store file of another user: writing it would leave files that user cannot open."""
+    try:
+        owner = path.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner != os.geteuid():
+        raise StoreUnavailableError(
+            f"{path}: owned by another user (uid {owner}, you are uid {os.geteuid()}); run planner-mcp as that "
+            f"user {_MOVE_HOME} of your own"
+        )
 
 
 def _summary_fields(row: sqlite3.Row, step_count: int) -> dict[str, Any]:

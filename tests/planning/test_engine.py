@@ -14,11 +14,11 @@ import pytest
 
 from agents.llm.protocol import Usage
 from planning.answer import RunAnswer
-from planning.engine import LocalEngine
+from planning.engine import SCRATCH_DIR, LocalEngine
 from planning.events import PhaseEvent, RunEvent, StepEvent
-from planning.records import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepRecord, StepStatus
 from planning.steps import StepRunner
-from planning.store import RunStore
+from planning.store import RunStore, StoreUnavailableError
 from tests.planning.conftest import Kit, make_plan
 
 SYNTHESIS_USAGE = Usage(calls=1, prompt_tokens=12, completion_tokens=3, latency_s=0.5)
@@ -250,3 +250,91 @@ async def test_resuming_a_partial_run_reruns_only_the_steps_that_did_not_succeed
         event(run.id, 3, "math", StepStatus.SUCCEEDED, 4, 4),
         PhaseEvent(run_id=run.id, phase="answer"),
     ]
+
+
+class FailsOnce(RunStore):
+    """A store whose first `add_run_usage` breaks like a bug would: Flyte retries the orchestrator."""
+
+    failed = False
+
+    def add_run_usage(self, run_id: str, usage: Usage) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("injected orchestrator failure after the steps succeeded")
+        super().add_run_usage(run_id, usage)
+
+
+@pytest.mark.anyio
+async def test_a_flyte_retry_of_the_orchestrator_starts_from_the_stored_outcomes(kit: Kit, tmp_path: Path) -> None:
+    store = FailsOnce(tmp_path / "once.sqlite3")
+    engine = LocalEngine(store, StepRunner(kit.catalog()), synthesize, home=tmp_path)
+    run = store.create_run(make_plan({"id": 1, "agent": "ctl", "tool": "count", "args": {"value": 7}}))
+
+    record = await engine.run(run.id)
+
+    assert store.failed  # the first attempt of run_plan did fail
+    assert (record.status, record.steps[0].status, record.steps[0].attempts) == (
+        RunStatus.SUCCEEDED,
+        StepStatus.SUCCEEDED,
+        1,
+    )
+    assert kit.tally.calls == 1  # the succeeded step never ran again
+    store.close()
+
+
+class FullAfter(RunStore):
+    """A store whose disk fills once `writes` step results have been written."""
+
+    def __init__(self, path: Path, writes: int) -> None:
+        super().__init__(path)
+        self.writes = writes
+
+    def step_finished(self, run_id: str, step_id: int, outcome: StepOutcome) -> None:
+        if self.writes == 0:
+            raise StoreUnavailableError(f"{self.path}: the disk is full (injected)", disk_full=True)
+        self.writes -= 1
+        super().step_finished(run_id, step_id, outcome)
+
+
+@pytest.mark.anyio
+async def test_a_store_that_fills_mid_run_stops_the_run_records_why_and_leaves_no_step_running(
+    kit: Kit, tmp_path: Path
+) -> None:
+    store = FullAfter(tmp_path / "full.sqlite3", writes=1)
+    engine = LocalEngine(store, StepRunner(kit.catalog()), synthesize, home=tmp_path)
+    run = store.create_run(
+        make_plan(
+            {"id": 1, "agent": "ctl", "tool": "count", "args": {"value": 1}},
+            {"id": 2, "agent": "ctl", "tool": "count", "args": {"value": "$1"}},
+            {"id": 3, "agent": "ctl", "tool": "count", "args": {"value": "$2"}},
+        )
+    )
+
+    record = await engine.run(run.id)
+
+    assert record.status is RunStatus.FAILED
+    assert record.error is not None and "the disk is full" in record.error and "Resume it" in record.error
+    assert [s.status for s in record.steps] == [StepStatus.SUCCEEDED, StepStatus.PENDING, StepStatus.PENDING]
+    assert kit.tally.calls == 2  # step 3 never started unrecorded
+
+    store.writes = 10  # space is free again: resume finishes the run without step 1
+    store.reset_unfinished_steps(run.id)
+    resumed = await engine.run(run.id)
+    assert resumed.status is RunStatus.SUCCEEDED
+    assert [s.attempts for s in resumed.steps] == [1, 2, 1]
+    assert store.integrity_check() == "ok"
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_flyte_keeps_its_local_scratch_in_the_data_dir_and_removes_it_after_the_run(
+    engine: LocalEngine, store: RunStore, tmp_path: Path
+) -> None:
+    run = store.create_run(make_plan({"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}}))
+    outside = Path("/tmp/flyte/metadata") / run.id
+
+    record = await engine.run(run.id)
+
+    assert record.status is RunStatus.SUCCEEDED
+    assert not outside.exists()
+    assert not (tmp_path / SCRATCH_DIR / run.id).exists()
