@@ -44,7 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from server.mcp_server import serve
 
-        serve(Settings(), transport=args.transport, host=args.host, port=args.port)
+        try:
+            settings = Settings()
+        except ValidationError as exc:
+            _plain(err, f"error: invalid PLANNER_MCP_* setting: {exc}", style="red")
+            return EXIT_USAGE
+        serve(settings, transport=args.transport, host=args.host, port=args.port)
         return 0
     if args.command == "run" and args.plan is not None:
         # Bytes: the plan parser reports text that is not UTF-8 like any other invalid JSON.

@@ -98,6 +98,9 @@ _POLL_HINT = (
 _CANCEL_WAIT_S = 30.0
 
 # Failures a model can read and fix; their messages name the problem and the fix.
+# Failures of opening the application that leave the server up, reporting them on every tool call.
+_OPEN_ERRORS: tuple[type[Exception], ...] = (StoreError, OSError, LLMError, CatalogFactoryError)
+
 _FIXABLE_ERRORS: tuple[type[Exception], ...] = (
     PlanValidationError,
     PlanningError,
@@ -131,11 +134,26 @@ RunId = Annotated[
 
 @dataclass
 class ServerState:
-    """What the lifespan opens: the application and the runs executing in it."""
+    """What the lifespan opens: the application and the runs executing in it, or, when the
+    application could not open (a store on a full disk, a damaged file), the problem, which every
+    tool call then reports: the server still answers `initialize` and lists its tools."""
 
     settings: Settings
-    app: App
-    runs: RunSupervisor
+    opened: App | None
+    supervisor: RunSupervisor | None
+    problem: str | None = None
+
+    @property
+    def app(self) -> App:
+        if self.opened is None:
+            raise ToolError(self.problem or "the planner-mcp application is not open")
+        return self.opened
+
+    @property
+    def runs(self) -> RunSupervisor:
+        if self.supervisor is None:
+            raise ToolError(self.problem or "the planner-mcp application is not open")
+        return self.supervisor
 
 
 class _StateSlot:
@@ -220,10 +238,21 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
-        app = factory(settings)
+        try:
+            app = factory(settings)
+        except _OPEN_ERRORS as exc:
+            problem = f"planner-mcp cannot serve: {exc}"
+            logger.error("%s", problem)
+            broken = ServerState(settings=settings, opened=None, supervisor=None, problem=problem)
+            slot.state = broken
+            try:
+                yield broken
+            finally:
+                slot.state = None
+            return
         try:
             async with anyio.create_task_group() as task_group:
-                state = ServerState(settings=settings, app=app, runs=RunSupervisor(app, task_group))
+                state = ServerState(settings=settings, opened=app, supervisor=RunSupervisor(app, task_group))
                 slot.state = state
                 try:
                     yield state
