@@ -107,16 +107,31 @@ class BearerTokenVerifier:
 
 
 def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
-    """Whether a Host header matches an allowed entry (`name`, `name:port` or `name:*`)."""
+    """Whether a Host header matches an allowed entry (`name`, `name:port` or `name:*`) exactly:
+    the port, when there is one, must be a port number (`localhost:1@evil` is no `localhost:*`)."""
     if not host:
+        return False
+    name, port = _split_host(host)
+    if port is not None and not (port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
         return False
     for pattern in allowed:
         if pattern.endswith(":*"):
-            if host.startswith(pattern[:-1]):
+            if port is not None and name == pattern[:-2]:
                 return True
         elif host == pattern:
             return True
     return False
+
+
+def _split_host(host: str) -> tuple[str, str | None]:
+    """`name` and `port` of a Host header (`[::1]:8000` -> `[::1]`, `8000`); port None if absent."""
+    if host.startswith("["):
+        name, bracket, rest = host.partition("]")
+        if not bracket:
+            return host, None
+        return f"{name}]", rest[1:] if rest.startswith(":") else (rest or None)
+    name, colon, port = host.rpartition(":")
+    return (name, port) if colon else (host, None)
 
 
 class HostGuard:

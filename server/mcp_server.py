@@ -35,6 +35,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from types import FrameType
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -43,8 +45,12 @@ import anyio.lowlevel
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.server.stdio import stdio_server
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 from mcp.types import Tool as MCPTool
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import AnyHttpUrl, Field
 
 from agents.llm import LLMError, Usage
@@ -60,6 +66,7 @@ from planning.store import RunNotFoundError, StoreError
 from planning.validate import PlanValidationError
 from server.app import App, RunBusyError
 from server.http_auth import BearerTokenVerifier, HostGuard, HttpConfigError, HttpSecurity, http_security
+from server.http_limits import BodyDeadline, HttpLimits, HttpLimitsError, SessionQuota, header_timeout_protocol
 from server.sampling import client_sampling
 from server.supervisor import RunAbortedError, RunActiveError, RunSupervisor
 from server.views import (
@@ -156,6 +163,14 @@ class ServerState:
         return self.supervisor
 
 
+def server_version() -> str:
+    """This installation's version (serverInfo.version), from the package metadata."""
+    try:
+        return package_version(SERVER_NAME)
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 class _StateSlot:
     """The state of the running lifespan, for handlers the SDK gives no Context (static resources)."""
 
@@ -172,6 +187,14 @@ class _Server(MCPServer[ServerState]):
     """The MCP server, listing its tools' schemas without what pydantic generates that says nothing:
     the `title` of every field and model (the name again) and `"default": null` (an optional field
     is one that is not `required`). Validation uses the models, never the listed schemas."""
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
+        """prompts/get failures (unknown prompt, missing or invalid arguments) are JSON-RPC
+        invalid-params errors, as the MCP spec lists them, not a bare code 0."""
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except ValueError as exc:
+            raise MCPError(INVALID_PARAMS, str(exc)) from None
 
     async def list_tools(self) -> list[MCPTool]:
         return [
@@ -273,7 +296,14 @@ def build_server(
             "auth": AuthSettings(issuer_url=AnyHttpUrl("http://127.0.0.1"), resource_server_url=None),
         }
     instructions = _INSTRUCTIONS.format(agents=", ".join(catalog.agents))
-    server = _Server(SERVER_NAME, instructions=instructions, lifespan=lifespan, log_level="WARNING", **auth)
+    server = _Server(
+        SERVER_NAME,
+        version=server_version(),
+        instructions=instructions,
+        lifespan=lifespan,
+        log_level="WARNING",
+        **auth,
+    )
     _add_planning_tools(server)
     _add_agent_tools(server, catalog)
     _add_run_tools(server)
@@ -781,9 +811,10 @@ def serve(
     environ = os.environ if environ is None else environ
     try:
         security = http_security(host, environ) if transport == "http" else None
+        limits = HttpLimits.from_env(environ)
         llm = select_llm(environ, settings.home)
         catalog = load_catalog(settings)
-    except (HttpConfigError, LLMError, CatalogFactoryError) as exc:
+    except (HttpConfigError, HttpLimitsError, LLMError, CatalogFactoryError) as exc:
         raise SystemExit(f"planner-mcp: {exc}") from None
 
     def factory(settings: Settings) -> App:
@@ -794,9 +825,9 @@ def serve(
         if security is None:
             if sys.stdin.isatty():
                 _exit_soon_after_interrupt()
-            anyio.run(server.run_stdio_async)
+            anyio.run(run_stdio, server)
         else:
-            _serve_http(server, security, host, port)
+            _serve_http(server, security, limits, host, port)
     except KeyboardInterrupt:
         logger.info("stopped")
     finally:
@@ -816,10 +847,47 @@ def _exit_soon_after_interrupt(grace_s: float = 3.0) -> None:
     signal.signal(signal.SIGINT, on_interrupt)
 
 
-def _serve_http(server: MCPServer[ServerState], security: HttpSecurity, host: str, port: int) -> None:
+async def run_stdio(server: MCPServer[ServerState]) -> None:
+    """Serve over stdio like `MCPServer.run_stdio_async`, except that a line that is no JSON-RPC
+    message (malformed JSON, a batch, nesting too deep) gets an error reply with `id: null`
+    (-32700 parse error or -32600 invalid request) and a log line, instead of silence."""
+    lowlevel = server._lowlevel_server  # mcp 2.3 has no public way to run it on our own streams
+    async with stdio_server() as (read_stream, write_stream):
+        screened_send, screened = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+        async def screen() -> None:
+            async with screened_send:
+                async for item in read_stream:
+                    if isinstance(item, Exception):
+                        await write_stream.send(SessionMessage(_malformed_line_error(item)))
+                        continue
+                    await screened_send.send(item)
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(screen)
+            await lowlevel.run(screened, write_stream, lowlevel.create_initialization_options())
+            task_group.cancel_scope.cancel()
+
+
+def _malformed_line_error(exc: Exception) -> JSONRPCError:
+    invalid_json = any(e.get("type") == "json_invalid" for e in getattr(exc, "errors", lambda: [])())
+    code, message = (PARSE_ERROR, "Parse error") if invalid_json else (INVALID_REQUEST, "Invalid Request")
+    logger.warning("stdin: a line that is not a JSON-RPC message (%s); answered %d %s", str(exc)[:300], code, message)
+    detail = "the line is not valid JSON" if invalid_json else "the line is not one JSON-RPC request or notification"
+    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=code, message=f"{message}: {detail}"))
+
+
+def _serve_http(
+    server: MCPServer[ServerState], security: HttpSecurity, limits: HttpLimits, host: str, port: int
+) -> None:
     import uvicorn
 
-    app = server.streamable_http_app(transport_security=security.transport_security(), host=host)
+    app = server.streamable_http_app(
+        transport_security=security.transport_security(),
+        host=host,
+        session_idle_timeout=limits.session_idle_s,
+        max_sessions=limits.max_sessions,
+    )
     logger.warning(
         "serving MCP at http://%s:%d/mcp (%s)",
         host,
@@ -827,7 +895,13 @@ def _serve_http(server: MCPServer[ServerState], security: HttpSecurity, host: st
         "bearer token required" if security.token else "no token: loopback clients only",
     )
     # log_config=None: uvicorn logs through our stderr logging (its default config sends access logs to stdout).
+    bounded = BodyDeadline(SessionQuota(app, limits), limits.read_timeout_s)
     config = uvicorn.Config(
-        HostGuard(app, security.allowed_hosts), host=host, port=port, log_config=None, access_log=False
+        HostGuard(bounded, security.allowed_hosts),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=header_timeout_protocol(limits.read_timeout_s),
     )
     anyio.run(uvicorn.Server(config).serve)
