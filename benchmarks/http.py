@@ -175,7 +175,7 @@ def run(smoke: bool) -> list[Row]:
                     "http",
                     f"{n} concurrent 3-step runs",
                     f"errors {len(errors)}/{n}{first_error}; p50 {p50:.2f} s ({p50 / one_run:.0f}× one run), "
-                    f"p99 {p99:.2f} s; all done in {makespan:.2f} s; server CPU {cpu * 1000 / n:.1f} ms/run; "
+                    f"p99 {p99:.2f} s; all done in {makespan:.2f} s ({n / makespan:.0f} runs/s); server CPU {cpu * 1000 / n:.1f} ms/run; "
                     f"peak RSS {server.memory_mb('VmHWM'):.0f} MB",
                     f"{n} execute_plan(seed plan, wait=true) issued at once over {min(SESSIONS, n)} streamable-HTTP "
                     "sessions to `planner-mcp serve --transport http` on 127.0.0.1 (no LLM); latency per call; "

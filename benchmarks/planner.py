@@ -112,9 +112,9 @@ def run(smoke: bool) -> list[Row]:
         home = Path(scratch)
         first = anyio.run(session, home, model, REQUESTS)
         again = anyio.run(session, home, model, (SEED_REQUEST,))
-    rows = [_row("cold", *first[0], method + "; first request of a new process and data directory")]
-    rows.append(_row("restart", *again[0], method + "; first request of a second process, same data directory"))
-    rows += [_row("warm", *answer, method + "; later requests of the first process") for answer in first[1:]]
+    rows = [_row("cold (new process, new data directory)", *first[0], method)]
+    rows.append(_row("restart (second process, same data directory)", *again[0], method))
+    rows += [_row("warm (same process)", *answer, method) for answer in first[1:]]
     warm = [seconds for _, seconds, _ in first[1:]]
     rows.append(Row("planner", "warm median", f"{statistics.median(warm):.1f} s", f"requests 2–{len(first)} above"))
     return rows

@@ -24,8 +24,11 @@ def render(rows: Sequence[Row], console: Console) -> None:
     table = Table(show_lines=True)
     for name, ratio in (("benchmark", 1), ("case", 2), ("result", 3), ("method", 5)):
         table.add_column(name, ratio=ratio, overflow="fold")
+    previous: Row | None = None
     for row in rows:
-        table.add_row(row.benchmark, row.case, row.result, row.method)
+        same = previous is not None and (previous.benchmark, previous.method) == (row.benchmark, row.method)
+        table.add_row(row.benchmark, row.case, row.result, "as above" if same else row.method)
+        previous = row
     console.print(table)
 
 
