@@ -264,35 +264,31 @@ class LiveRun:
 
 
 class _RetryCounter(logging.Handler):
-    """Counts the OpenAI SDK's retries of an LLM call (it logs each one at INFO, with the retry's
-    number as the second argument) into the display's attempts, and says so above it."""
+    """Counts the retries of the planner's LLM call into the display's attempts: the OpenAI-compatible
+    client logs each retry (a warning the log handler prints above the display) with its number as
+    the record's `llm_retry`."""
 
-    _LOGGER = "openai._base_client"
+    _LOGGER = "agents.llm.openai_compat"
 
     def __init__(self, live: LiveRun) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(logging.WARNING)
         self.live = live
-        self._level: int | None = None
+        self._attached = False
 
     def attach(self) -> None:
-        if self._level is None:
-            logger = logging.getLogger(self._LOGGER)
-            self._level = logger.level
-            logger.setLevel(logging.INFO)  # the records reach this handler; stderr's stays at WARNING
-            logger.addHandler(self)
+        if not self._attached:
+            logging.getLogger(self._LOGGER).addHandler(self)
+            self._attached = True
 
     def detach(self) -> None:
-        if self._level is not None:
-            logger = logging.getLogger(self._LOGGER)
-            logger.removeHandler(self)
-            logger.setLevel(self._level)
-            self._level = None
+        if self._attached:
+            logging.getLogger(self._LOGGER).removeHandler(self)
+            self._attached = False
 
     def emit(self, record: logging.LogRecord) -> None:
-        args = record.args if isinstance(record.args, tuple) else ()
-        if str(record.msg).startswith("Retrying request") and len(args) >= 2 and isinstance(args[1], int):
-            self.live.console.print(f"  the LLM call failed or timed out; retry {args[1]}", style="yellow")
-            self.live.planning(attempt=args[1] + 1)
+        retry = getattr(record, "llm_retry", None)
+        if isinstance(retry, int):
+            self.live.planning(attempt=retry + 1)
 
 
 def log_handler(console: Console, level: int) -> logging.Handler:

@@ -174,7 +174,9 @@ class OpenAICompatLLM:
                         usage=usage,
                     ) from failure.__cause__
                 log.warning(
-                    "%s %s; retry %d of %d in %.1f s", self._where(model), failure.problem, attempt, attempts - 1, delay
+                    "%s %s; retry %d of %d in %.1f s",
+                    *(self._where(model), failure.problem, attempt, attempts - 1, delay),
+                    extra={"llm_retry": attempt},  # the CLI's display counts it as an attempt
                 )
                 await anyio.sleep(delay)
                 continue

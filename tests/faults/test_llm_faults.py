@@ -65,8 +65,9 @@ def test_replies_that_are_no_plan_end_in_a_planning_error_after_the_repair_round
 
 
 def test_a_failed_synthesis_keeps_the_steps_and_never_runs_a_succeeded_step_again(tmp_path: Path) -> None:
+    # A request that asks for prose: the answer is written by the LLM, not stated from the results.
     with fake_llm([chat(PLAN), HTML]) as server:
-        ran = cli(tmp_path, "run", REQUEST, llm_url=server.url)
+        ran = cli(tmp_path, "run", f"{REQUEST}, and explain the steps", llm_url=server.url)
 
     assert ran.returncode == 0, ran.stderr
     assert "Traceback" not in ran.stderr
