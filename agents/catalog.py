@@ -86,6 +86,7 @@ def build_catalog(
                 "with run_python; set the variable `result` to the answer. Use real newlines and indentation.",
                 tools=_tools(sandbox.run_python),
                 finish=program_value,
+                isolated=True,
                 max_concurrency=2,
                 timeout_s=60,
             ),

@@ -123,6 +123,9 @@ class AgentSpec:
     max_iterations: int = 4
     # Reaches beyond this machine (the web, an online API): the MCP tool's open-world hint.
     open_world: bool = False
+    # Runs untrusted code: its steps run in the isolated Flyte environment (`code_env`: own pods,
+    # a sandbox, only the LLM key), not beside the other agents.
+    isolated: bool = False
     # Turns a tool result into the step's value, for tool steps and (the last call's) agent steps
     # alike; raises ToolError when the result means the task failed: a tool step fails, an agent
     # sees why and tries again. The raw result is kept as the step's `details`.

@@ -135,7 +135,8 @@ async def run_step(request: str) -> str:
 
 @code_env.task(retries=STEP_RETRIES, timeout=STEP_TIMEOUT)
 async def run_code_step(request: str) -> str:
-    """A code agent step, in the code environment's own isolated pods. Same contract as run_step."""
+    """A step of an isolated agent (the code agent's), in the code environment's own pods. Same
+    contract as run_step."""
     return await _run_one(request)
 
 
@@ -196,7 +197,7 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
         report(step, outcome.status)
 
     async def one_step(step: Step, inputs: dict[int, JsonValue]) -> StepOutcome:
-        task = run_code_step if step.agent == "code" else run_step
+        task = run_code_step if local.steps.catalog.agent(step.agent).isolated else run_step
         with flyte.group(f"wave-{waves[step.id]}"):
             # The short name labels the action, so a step's phase can be read back from Flyte.
             named = task.override(short_name=f"step-{step.id}")

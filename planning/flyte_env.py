@@ -4,9 +4,10 @@ Three environments, so each kind of work gets only what it needs:
 
 - `env` (`planner_mcp`): the orchestrator `run_plan`. It schedules steps and writes the answer
   (the synthesis LLM: `OPENAI_API_KEY`). Not reusable: a run holds it for its whole length.
-- `agents_env` (`planner_mcp_agents`): `run_step` for math, string, web_search and weather. Warm
-  containers (`ReusePolicy`) serve many short steps; the LLM and search keys are injected.
-- `code_env` (`planner_mcp_code`): `run_code_step`, the code agent, isolated from the others in its
+- `agents_env` (`planner_mcp_agents`): `run_step` for every agent the catalog does not mark
+  `isolated` (math, string, web_search, weather by default). Warm containers (`ReusePolicy`) serve
+  many short steps; the LLM and search keys are injected.
+- `code_env` (`planner_mcp_code`): `run_code_step`, for `isolated` agents (the code agent), in their
   own pods (never reused, so one program's leftovers never meet the next), with bubblewrap for the
   sandbox, more CPU and memory, and only the LLM key: nothing else for untrusted code to find.
 
