@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_model
-from pydantic_core import ErrorDetails, to_jsonable_python
+from pydantic import BaseModel, ConfigDict, JsonValue, create_model
+from pydantic_core import to_jsonable_python
 
 from planning.tool_schema import args_model_from_schema, given_arguments
+from tools.arguments import format_errors as format_errors  # re-exported
+from tools.arguments import format_validation_error as format_validation_error  # re-exported
 
 if TYPE_CHECKING:
     from planning.settings import Settings
@@ -202,21 +204,6 @@ class Catalog:
             }
             for agent in self.agents.values()
         ]
-
-
-def format_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
-    """pydantic errors as short readable lines: `args.b: Input should be a valid number (got 'x')`."""
-    return format_errors(error.errors(include_url=False), prefix)
-
-
-def format_errors(errors: Iterable[ErrorDetails], prefix: str = "") -> list[str]:
-    """Some of a ValidationError's `errors()` as lines, like format_validation_error."""
-    lines = []
-    for item in errors:
-        where = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "")
-        got = "" if item["type"] == "missing" else f" (got {item.get('input')!r:.80})"
-        lines.append(f"{where or 'value'}: {item['msg']}{got}")
-    return lines
 
 
 def load_catalog(settings: Settings) -> Catalog:

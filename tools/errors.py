@@ -5,6 +5,8 @@ ToolError               the tool refused its input or could not do the job; the 
   TransientToolError    a failure worth retrying (network, rate limit, sandbox start)
   ToolUnavailableError  the tool cannot work on this server until its operator fixes the setup
                         (no working code sandbox): neither a retry nor other arguments help
+  ToolArgumentsError    a direct call's arguments do not fit the tool's signature (see
+                        tools.arguments.checked); one line per problem
 """
 
 from pydantic import JsonValue
@@ -28,3 +30,11 @@ class TransientToolError(ToolError):
 
 class ToolUnavailableError(ToolError):
     """The tool cannot work on this server as it is set up; the message names the operator's fix."""
+
+
+class ToolArgumentsError(ToolError):
+    """Arguments that the tool's signature refuses; `problems` has one readable line per problem."""
+
+    def __init__(self, tool: str, problems: list[str]) -> None:
+        super().__init__(f"invalid arguments for {tool}: {'; '.join(problems)}")
+        self.problems = problems

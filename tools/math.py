@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 
+from tools.arguments import NOT_BOOL, checked
 from tools.errors import ToolError
 
 MAX_EXPRESSION_CHARS = 1_000
@@ -34,25 +35,27 @@ MAX_ROUND_DIGITS = 100
 _DECIMAL_CONTEXT = Context(prec=309 + MAX_ROUND_DIGITS + 20, rounding=ROUND_HALF_UP)
 
 
-def _refuse_bool(value: object) -> object:
-    # pydantic's lax mode turns True into 1; a model sending a boolean for a number is a mistake.
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got the boolean {value!r}; pass a number such as 1 or 0")
-    return value
-
-
-Number = Annotated[int | Annotated[float, Field(allow_inf_nan=False)], BeforeValidator(_refuse_bool)]
-WholeNumber = Annotated[int, BeforeValidator(_refuse_bool)]
-
-
-# --- shared guards -------------------------------------------------------------------------------
-
-
 def _show(value: object) -> str:
     """repr for messages; huge ints are summarised (repr of a 10,000-bit int is 3,000 digits)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
         return f"<an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits>"
     return repr(value)
+
+
+def _ordinary(value: int | float) -> int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}; pass an ordinary number")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ValueError(f"too large ({_show(value)}, over {MAX_INT_BITS:,} bits); use a smaller number")
+    return value
+
+
+# The named tools' inputs: the signature is where they are checked (see tools.arguments).
+# Constraints (Field) come before validators in Annotated, or pydantic cannot put them in the schema.
+Number = Annotated[int | float, NOT_BOOL, AfterValidator(_ordinary)]
+
+
+# --- shared guards -------------------------------------------------------------------------------
 
 
 def _too_big_int(least_bits: int | float) -> ToolError:
@@ -80,24 +83,8 @@ def _checked(value: int | float | complex) -> int | float:
     return value
 
 
-def _number(value: object, name: str) -> int | float:
-    """Validate one input of a named tool: an int or float, not bool, finite, not oversized."""
-    if isinstance(value, bool):
-        raise ToolError(f"{name} must be a number, got the boolean {value!r}; pass a number such as 1 or 0")
-    if not isinstance(value, int | float):
-        raise ToolError(
-            f"{name} must be a number, got {type(value).__name__} {_show(value)}; pass a number such as 3 or 2.5"
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ToolError(f"{name} must be a finite number, got {value!r}; pass an ordinary number")
-    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-        raise ToolError(f"{name} is too large ({_show(value)}, over {MAX_INT_BITS:,} bits); use a smaller number")
-    return value
-
-
-def _whole_number(value: object, name: str) -> int:
-    """An int, or a float with no fractional part (5.0); anything else is refused."""
-    number = _number(value, name)
+def _whole_number(number: int | float, name: str) -> int:
+    """An int, or a float with no fractional part (5.0) as its int; anything else is refused."""
     if isinstance(number, float):
         if not number.is_integer():
             raise ToolError(f"{name} must be a whole number, got {number!r}; pass an integer such as 5")
@@ -115,7 +102,7 @@ def _float_overflow(operation: str) -> Iterator[None]:
         ) from None
 
 
-# --- shared operations (inputs already validated) -------------------------------------------------
+# --- shared operations (inputs already validated, by a signature or by the evaluator) ------------
 
 
 def _add(a: int | float, b: int | float) -> int | float:
@@ -274,30 +261,34 @@ def _math_function(name: str, function: Callable[..., float]) -> Callable[..., i
 # --- named tools ----------------------------------------------------------------------------------
 
 
+@checked
 def add(
     a: Annotated[Number, Field(description="The first number.")],
     b: Annotated[Number, Field(description="The number to add to a.")],
 ) -> int | float:
     """Add two numbers: a + b. Two integers give an integer (add(2, 2) == 4)."""
-    return _add(_number(a, "a"), _number(b, "b"))
+    return _add(a, b)
 
 
+@checked
 def subtract(
     a: Annotated[Number, Field(description="The number to subtract from.")],
     b: Annotated[Number, Field(description="The number to subtract.")],
 ) -> int | float:
     """Subtract b from a: a - b. Two integers give an integer."""
-    return _subtract(_number(a, "a"), _number(b, "b"))
+    return _subtract(a, b)
 
 
+@checked
 def multiply(
     a: Annotated[Number, Field(description="The first factor.")],
     b: Annotated[Number, Field(description="The second factor.")],
 ) -> int | float:
     """Multiply two numbers: a * b. Two integers give an integer (multiply(10, 5) == 50)."""
-    return _multiply(_number(a, "a"), _number(b, "b"))
+    return _multiply(a, b)
 
 
+@checked
 def divide(
     a: Annotated[Number, Field(description="The dividend (the number being divided).")],
     b: Annotated[Number, Field(description="The divisor; must not be 0.")],
@@ -306,9 +297,10 @@ def divide(
 
     Gives an integer when both are integers and b divides a exactly, otherwise a float.
     """
-    return _divide(_number(a, "a"), _number(b, "b"))
+    return _divide(a, b)
 
 
+@checked
 def power(
     base: Annotated[Number, Field(description="The base.")],
     exponent: Annotated[Number, Field(description="The exponent (may be negative or fractional).")],
@@ -318,16 +310,18 @@ def power(
     Integer results over 10,000 bits (about 3,000 digits) are refused; a negative base with a
     fractional exponent has no real result and is an error.
     """
-    return _power(_number(base, "base"), _number(exponent, "exponent"))
+    return _power(base, exponent)
 
 
+@checked
 def factorial(
-    n: Annotated[WholeNumber, Field(ge=0, le=MAX_FACTORIAL, description="A whole number from 0 to 1000.")],
+    n: Annotated[int, Field(ge=0, le=MAX_FACTORIAL, description="A whole number from 0 to 1000."), NOT_BOOL],
 ) -> int:
     """The factorial n! = 1 * 2 * ... * n (factorial(5) == 120, factorial(0) == 1)."""
     return _factorial(n, "n")
 
 
+@checked
 def sqrt(
     x: Annotated[Number, Field(description="A number >= 0.")],
 ) -> int | float:
@@ -335,9 +329,10 @@ def sqrt(
 
     A perfect-square integer gives an integer, otherwise a float. Negative numbers are an error.
     """
-    return _sqrt(_number(x, "x"))
+    return _sqrt(x)
 
 
+@checked
 def percent_of(
     percent: Annotated[Number, Field(description="The percentage, e.g. 15 for 15%.")],
     value: Annotated[Number, Field(description="The number to take the percentage of.")],
@@ -346,18 +341,20 @@ def percent_of(
 
     An integer when both inputs are integers and the result is a whole number.
     """
-    return _divide(_multiply(_number(percent, "percent"), _number(value, "value")), 100)
+    return _divide(_multiply(percent, value), 100)
 
 
+@checked
 def round_to(
     value: Annotated[Number, Field(description="The number to round.")],
     digits: Annotated[
-        WholeNumber,
+        int,
         Field(
             ge=-MAX_ROUND_DIGITS,
             le=MAX_ROUND_DIGITS,
             description="Decimal places to keep: 2 for hundredths, 0 for a whole number, -2 for hundreds.",
         ),
+        NOT_BOOL,
     ] = 0,
 ) -> int | float:
     """Round value to `digits` decimal places (round_to(3.14159, 2) == 3.14, round_to(2.5) == 3).
@@ -365,7 +362,7 @@ def round_to(
     Halves round away from zero. digits <= 0 gives an integer; negative digits round to tens,
     hundreds, ... (round_to(1250, -2) == 1300).
     """
-    return _round_to(_number(value, "value"), digits)
+    return _round_to(value, digits)
 
 
 # --- expression evaluator -------------------------------------------------------------------------
@@ -496,20 +493,8 @@ def _nesting_depth(expression: str) -> int:
     return deepest
 
 
-def _parse(expression: object) -> ast.expr:
-    if not isinstance(expression, str):
-        raise ToolError(
-            f"the expression must be text, got {type(expression).__name__} {_show(expression)}; "
-            "pass a string such as '(2 + 3) * 4'"
-        )
-    text = expression.strip()
-    if not text:
-        raise ToolError("the expression is empty; pass an arithmetic expression such as '(2 + 3) * 4'")
-    if len(text) > MAX_EXPRESSION_CHARS:
-        raise ToolError(
-            f"the expression is {len(text):,} characters, over the limit of {MAX_EXPRESSION_CHARS:,}; "
-            "split the calculation into smaller steps"
-        )
+def _parse(text: str) -> ast.expr:
+    """The expression's syntax tree (its size is limited by `evaluate`'s signature)."""
     if _nesting_depth(text) > MAX_NESTING:
         raise ToolError(
             f"the expression is nested too deeply (over {MAX_NESTING} levels of parentheses); "
@@ -551,12 +536,12 @@ def _apply(node: ast.expr, values: list[int | float]) -> int | float:
             raise AssertionError(f"unchecked node {ast.dump(node)}")
 
 
+@checked
 def evaluate(
     expression: Annotated[
         str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EXPRESSION_CHARS),
         Field(
-            min_length=1,
-            max_length=MAX_EXPRESSION_CHARS,
             description="An arithmetic expression, e.g. '(2 + 3) * sqrt(16) / 4' or '15 / 100 * 200'.",
         ),
     ],

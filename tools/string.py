@@ -10,25 +10,12 @@ from typing import Annotated
 
 from pydantic import Field
 
+from tools.arguments import checked
 from tools.errors import ToolError
 
 MAX_RESULT_CHARS = 1_000_000
 
 Text = Annotated[str, Field(description="The text to work on.")]
-
-
-def _text(value: object, name: str) -> str:
-    # The catalog validates with pydantic first; this keeps direct calls (and $N results) honest.
-    if not isinstance(value, str):
-        raise ToolError(f"{name} must be a string, got {type(value).__name__} {reprlib.repr(value)}; pass text")
-    return value
-
-
-def _non_empty(value: object, name: str, fix: str) -> str:
-    text = _text(value, name)
-    if not text:
-        raise ToolError(f"{name} must not be empty; {fix}")
-    return text
 
 
 def _refuse_oversized(length: int) -> None:
@@ -38,14 +25,16 @@ def _refuse_oversized(length: int) -> None:
         )
 
 
+@checked
 def word_count(text: Text) -> int:
     """Count the words in text, split on whitespace ("Hello, world!" has 2 words).
 
     Punctuation counts as part of its word; empty text has 0 words.
     """
-    return len(_text(text, "text").split())
+    return len(text.split())
 
 
+@checked
 def letter_count(
     text: Text,
     letter: Annotated[
@@ -60,10 +49,10 @@ def letter_count(
     (letter 'l' in "Hello World" gives 3).
     """
     # NFC so that an accented letter typed as letter + combining mark counts as the one letter it shows.
-    content = unicodedata.normalize("NFC", _text(text, "text"))
+    content = unicodedata.normalize("NFC", text)
     if letter is None:
         return sum(1 for char in content if char.isalpha())
-    wanted = unicodedata.normalize("NFC", _text(letter, "letter"))
+    wanted = unicodedata.normalize("NFC", letter)
     if len(wanted) != 1:
         raise ToolError(
             f"letter must be exactly one letter, got {reprlib.repr(letter)} ({len(wanted)} characters); pass a single "
@@ -78,26 +67,31 @@ def letter_count(
     return sum(1 for char in content if char.casefold() == target)
 
 
+@checked
 def char_count(text: Text) -> int:
     """Count every character in text, including spaces, digits and punctuation ("Hi there!" has 9)."""
-    return len(_text(text, "text"))
+    return len(text)
 
 
+@checked
 def reverse(text: Text) -> str:
     """Return text with its characters in reverse order ("abc" gives "cba")."""
-    return _text(text, "text")[::-1]
+    return text[::-1]
 
 
+@checked
 def upper(text: Text) -> str:
     """Return text in upper case ("Hello" gives "HELLO")."""
-    return _text(text, "text").upper()
+    return text.upper()
 
 
+@checked
 def lower(text: Text) -> str:
     """Return text in lower case ("Hello" gives "hello")."""
-    return _text(text, "text").lower()
+    return text.lower()
 
 
+@checked
 def replace(
     text: Text,
     old: Annotated[str, Field(min_length=1, description="The exact text to find (case-sensitive, not empty).")],
@@ -107,14 +101,12 @@ def replace(
 
     Returns the text unchanged when `old` does not occur.
     """
-    content = _text(text, "text")
-    find = _non_empty(old, "old", "pass the text to find, e.g. old='cat'")
-    put = _text(new, "new")
-    occurrences = content.count(find)
-    _refuse_oversized(len(content) + occurrences * (len(put) - len(find)))
-    return content.replace(find, put)
+    occurrences = text.count(old)
+    _refuse_oversized(len(text) + occurrences * (len(new) - len(old)))
+    return text.replace(old, new)
 
 
+@checked
 def count_substring(
     text: Text,
     substring: Annotated[str, Field(min_length=1, description="The exact text to count (case-sensitive, not empty).")],
@@ -123,10 +115,10 @@ def count_substring(
 
     "aaaa" contains "aa" 2 times. For a single letter regardless of case use letter_count.
     """
-    content = _text(text, "text")
-    return content.count(_non_empty(substring, "substring", "pass the text to count, e.g. substring='the'"))
+    return text.count(substring)
 
 
+@checked
 def concat(
     parts: Annotated[list[str], Field(description="The strings to join, in order.")],
     separator: Annotated[str, Field(description="Text put between parts, e.g. ' ' or ', '.")] = "",
@@ -135,11 +127,5 @@ def concat(
 
     An empty list gives "".
     """
-    if isinstance(parts, str) or not isinstance(parts, list | tuple):
-        raise ToolError(
-            f"parts must be a list of strings, got {type(parts).__name__} {reprlib.repr(parts)}; wrap it, e.g. ['abc']"
-        )
-    pieces = [_text(part, f"parts[{index}]") for index, part in enumerate(parts)]
-    joiner = _text(separator, "separator")
-    _refuse_oversized(sum(map(len, pieces)) + len(joiner) * max(len(pieces) - 1, 0))
-    return joiner.join(pieces)
+    _refuse_oversized(sum(map(len, parts)) + len(separator) * max(len(parts) - 1, 0))
+    return separator.join(parts)

@@ -16,9 +16,10 @@ from typing import Annotated, TypeVar
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from tools._http import BorrowedTransport, read_up_to
+from tools.arguments import NOT_BOOL, checked
 from tools.errors import ToolError, TransientToolError
 
 logger = logging.getLogger(__name__)
@@ -79,11 +80,12 @@ _COUNTRY_ALIASES: Mapping[str, str] = {
 }
 
 
+# The limits of the tools' arguments, written once: `checked` holds direct calls to them, the
+# catalog plans and agents.
 Location = Annotated[
     str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     Field(
-        min_length=1,
-        max_length=200,
         description='Place name, optionally qualified by region or country: "Berlin", "Paris, France", '
         '"Springfield, Illinois".',
     ),
@@ -219,6 +221,7 @@ class WeatherTools:
         self._config = config or WeatherConfig()
         self._transport = transport
 
+    @checked
     async def current_weather(self, location: Location) -> CurrentWeather:
         """Get the current weather at a place: temperature (°C), wind speed (km/h) and conditions.
 
@@ -252,10 +255,11 @@ class WeatherTools:
             description=describe_weather_code(data.current.weather_code),
         )
 
+    @checked
     async def forecast(
         self,
         location: Location,
-        days: Annotated[int, Field(ge=1, le=16, description="Number of days, starting today (1-16).")] = 3,
+        days: Annotated[int, Field(ge=1, le=16, description="Number of days, starting today (1-16)."), NOT_BOOL] = 3,
     ) -> Forecast:
         """Get a daily weather forecast for a place, one entry per day starting today.
 
@@ -264,8 +268,6 @@ class WeatherTools:
         several places. If the name is ambiguous the error lists the candidates: call again with one
         of them.
         """
-        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 16:
-            raise ToolError(f"days must be a whole number from 1 to 16, got {days!r}; pass e.g. days=3.")
         place = await self._resolve(location)
         raw = await self._get_json(
             self._config.forecast_url,
@@ -305,10 +307,6 @@ class WeatherTools:
 
     async def _resolve(self, location: str) -> Place:
         """Turn "Name[, qualifier...]" into one place, or explain why it cannot."""
-        if not isinstance(location, str) or not location.strip():
-            raise ToolError(f"location must be a place name such as 'Berlin', got {location!r}.")
-        if len(location) > 200:
-            raise ToolError(f"location is {len(location)} characters long; give a place name of at most 200.")
         name, *qualifiers = [part.strip() for part in location.split(",")]
         qualifiers = [q for q in qualifiers if q]
         if not name:

@@ -270,10 +270,10 @@ def test_leftover_run_dirs_go_and_those_of_live_runs_or_in_set_up_stay(run_dirs_
         ("", None, "is empty: pass the Python program to run"),
         ("   \n", None, "is empty: pass the Python program to run"),
         ("x = 1\n" * 20_000, None, "over the 100000 byte limit: send a shorter program"),
-        ("print(1)", 0, "timeout_s=0 is out of range: pass a number of seconds above 0 and at most 10"),
-        ("print(1)", -1.5, "timeout_s=-1.5 is out of range"),
-        ("print(1)", 11, "timeout_s=11 is out of range"),
-        ("print(1)", float("nan"), "timeout_s=nan is out of range"),
+        ("print(1)", 0, "invalid arguments for run_python: timeout_s: Input should be greater than 0 (got 0)"),
+        ("print(1)", -1.5, "timeout_s: Input should be greater than 0 (got -1.5)"),
+        ("print(1)", 11, "timeout_s=11 is out of range: pass a number of seconds above 0 and at most 10"),
+        ("print(1)", float("nan"), "timeout_s: Input should be a finite number (got nan)"),
     ],
 )
 async def test_bad_input_is_refused_with_the_fix(

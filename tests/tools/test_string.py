@@ -1,9 +1,10 @@
 from collections.abc import Callable
 
 import pytest
-from pydantic import ValidationError, validate_call
+from pydantic import ValidationError
 
-from tools.errors import ToolError
+from planning.catalog import ToolSpec
+from tools.errors import ToolArgumentsError, ToolError
 from tools.string import (
     MAX_RESULT_CHARS,
     char_count,
@@ -69,13 +70,13 @@ def test_string_tools_compute_the_documented_result(
         (letter_count, ("Hello", "'l'"), r"exactly one letter, got \"'l'\" \(3 characters\).*no quotes"),
         (letter_count, ("Hello", " "), r"letter must be a letter, got ' '; .*use count_substring"),
         (letter_count, ("a1", "1"), r"letter must be a letter, got '1'"),
-        (replace, ("abc", "", "x"), r"old must not be empty; pass the text to find"),
-        (count_substring, ("abc", ""), r"substring must not be empty; pass the text to count"),
-        (word_count, (42,), r"text must be a string, got int 42; pass text"),
-        (upper, (None,), r"text must be a string, got NoneType None"),
-        (concat, ("abc",), r"parts must be a list of strings, got str 'abc'; wrap it, e.g. \['abc'\]"),
-        (concat, (["a", 1],), r"parts\[1\] must be a string, got int 1"),
-        (concat, (["a", "b"], None), r"separator must be a string"),
+        (replace, ("abc", "", "x"), r"invalid arguments for replace: old: String should have at least 1 character"),
+        (count_substring, ("abc", ""), r"substring: String should have at least 1 character"),
+        (word_count, (42,), r"invalid arguments for word_count: text: Input should be a valid string \(got 42\)"),
+        (upper, (None,), r"text: Input should be a valid string \(got None\)"),
+        (concat, ("abc",), r"parts: Input should be a valid list \(got 'abc'\)"),
+        (concat, (["a", 1],), r"parts.1: Input should be a valid string \(got 1\)"),
+        (concat, (["a", "b"], None), r"separator: Input should be a valid string"),
     ],
 )
 def test_string_tools_refuse_bad_input_with_a_message_naming_it(
@@ -99,7 +100,8 @@ def test_results_at_the_size_limit_are_allowed() -> None:
     assert len(concat(["a" * (MAX_RESULT_CHARS // 2)] * 2)) == MAX_RESULT_CHARS
 
 
-def test_signatures_refuse_empty_search_text_when_validated_by_pydantic() -> None:
-    validated_replace: Callable[..., str] = validate_call(replace)
+def test_the_catalog_and_a_direct_call_refuse_empty_search_text_alike() -> None:
     with pytest.raises(ValidationError):
-        validated_replace("abc", "", "x")
+        ToolSpec.from_function(replace).validate_args({"text": "abc", "old": "", "new": "x"})
+    with pytest.raises(ToolArgumentsError):
+        replace("abc", "", "x")

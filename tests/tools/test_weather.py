@@ -142,11 +142,11 @@ async def test_forecast_result_is_json_serialisable() -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("days", [0, 17, -1])
+@pytest.mark.parametrize("days", [0, 17, -1, True])
 async def test_forecast_days_out_of_range_is_refused_before_any_request(days: int) -> None:
     api = FakeOpenMeteo()
 
-    with pytest.raises(ToolError, match=rf"days must be a whole number from 1 to 16, got {days}"):
+    with pytest.raises(ToolError, match=rf"invalid arguments for forecast: days: .*{days}"):
         await tools_with(api).forecast("Berlin", days=days)
     assert api.requests == []
 
@@ -235,7 +235,7 @@ async def test_unknown_place_suggests_a_more_specific_name() -> None:
 async def test_empty_place_name_is_refused_without_a_request(location: str) -> None:
     api = FakeOpenMeteo()
 
-    with pytest.raises(ToolError, match=r"place name"):
+    with pytest.raises(ToolError, match=r"place name|location: String should have at least 1 character"):
         await tools_with(api).current_weather(location)
     assert api.requests == []
 

@@ -20,7 +20,7 @@ import pytest
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 from pydantic import ValidationError
 
-from tools.errors import ToolError, TransientToolError
+from tools.errors import ToolArgumentsError, ToolError, TransientToolError
 from tools.web_search import (
     Page,
     SearchResult,
@@ -370,17 +370,18 @@ async def test_a_searxng_url_that_is_not_http_is_a_configuration_error() -> None
 @pytest.mark.parametrize(
     ("query", "max_results", "message"),
     [
-        ("", 5, "query must be non-empty text"),
-        ("   ", 5, "query must be non-empty text"),
-        ("x" * 401, 5, "query is 401 characters long; shorten it to 400 or fewer"),
-        ("python", 0, "max_results must be a whole number from 1 to 20, got 0"),
-        ("python", 21, "max_results must be a whole number from 1 to 20, got 21"),
+        ("", 5, "invalid arguments for search: query: String should have at least 1 character"),
+        ("   ", 5, "query: String should have at least 1 character"),
+        ("x" * 401, 5, "query: String should have at most 400 characters"),
+        ("python", 0, "max_results: Input should be greater than or equal to 1 (got 0)"),
+        ("python", 21, "max_results: Input should be less than or equal to 20 (got 21)"),
+        ("python", True, "max_results: expected a number, got the boolean True"),
     ],
 )
 async def test_bad_search_arguments_are_refused_before_any_request(query: str, max_results: int, message: str) -> None:
     ddgs = FakeDdgs()
 
-    with pytest.raises(ToolError, match=message):
+    with pytest.raises(ToolArgumentsError, match=re.escape(message)):
         await tools(never_called, ddgs=ddgs).search(query, max_results=max_results)
     assert ddgs.calls == []
 
@@ -689,7 +690,8 @@ async def test_too_many_redirects_stop_with_a_clear_error() -> None:
         ("https://", "'https://' has no host name"),
         ("http://admin:pw@example.com/", "carries a user name or password"),
         ("http://0177.0.0.1/", "is not a valid URL"),
-        ("", "url must be an absolute http(s) URL"),
+        ("", "invalid arguments for fetch_page: url: String should have at least 1 character"),
+        ("https://example.com/" + "x" * 2048, "url: String should have at most 2048 characters"),
     ],
 )
 async def test_urls_that_are_not_plain_web_addresses_are_refused(url: str, message: str) -> None:
@@ -844,5 +846,7 @@ async def test_allow_private_lets_trusted_deployments_reach_internal_hosts() -> 
 @pytest.mark.anyio
 @pytest.mark.parametrize("max_chars", [0, 99, 200_001])
 async def test_max_chars_out_of_range_is_refused(max_chars: int) -> None:
-    with pytest.raises(ToolError, match=f"max_chars must be a whole number from 100 to 200000, got {max_chars}"):
+    with pytest.raises(
+        ToolArgumentsError, match=rf"invalid arguments for fetch_page: max_chars: .* \(got {max_chars}\)"
+    ):
         await tools(never_called, resolver={}).fetch_page("https://example.com/", max_chars=max_chars)

@@ -14,7 +14,6 @@ import functools
 import importlib.resources
 import json
 import logging
-import math
 import os
 import signal
 import tempfile
@@ -24,6 +23,7 @@ from typing import Annotated
 import anyio
 from pydantic import Field
 
+from tools.arguments import NOT_BOOL, checked
 from tools.code import _process, _report, rundirs, tiers
 from tools.code.models import TIERS, LimitName, PythonRun, SandboxLimits, Tier
 from tools.code.tiers import ENV_TIER
@@ -73,11 +73,12 @@ class Sandbox:
         self._setup: tiers.TierSetup | None = None
         rundirs.remove_leftovers_once(tempfile.gettempdir())
 
+    @checked
     async def run_python(
         self,
         code: Annotated[str, Field(description="A complete Python 3 program (standard library only).")],
         timeout_s: Annotated[
-            float | None,
+            Annotated[float, Field(gt=0, allow_inf_nan=False), NOT_BOOL] | None,
             Field(description="Wall-clock seconds before the program is killed; leave out for the maximum."),
         ] = None,
     ) -> PythonRun:
@@ -105,10 +106,9 @@ class Sandbox:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(rundirs.remove, prepared.run_dir, prepared.owner)
 
-    def _check(self, code: object, timeout_s: object) -> float:
-        """The wall-clock limit for this run; ToolError naming the fix for bad input."""
-        if not isinstance(code, str):
-            raise ToolError(f"code must be the program's text, not a {type(code).__name__}; pass a string")
+    def _check(self, code: str, timeout_s: float | None) -> float:
+        """The wall-clock limit for this run; ToolError naming the fix for input over this sandbox's
+        limits (the types and fixed bounds are checked by the signature)."""
         if not code.strip():
             raise ToolError(
                 f"code={code[:20]!r} is empty: pass the Python program to run, for example "
@@ -126,14 +126,9 @@ class Sandbox:
         most = self.limits.wall_time_s
         if timeout_s is None:
             return most
-        if (
-            isinstance(timeout_s, bool)
-            or not isinstance(timeout_s, int | float)
-            or not math.isfinite(timeout_s)
-            or not 0 < timeout_s <= most
-        ):
+        if timeout_s > most:
             raise ToolError(
-                f"timeout_s={timeout_s!r} is out of range: pass a number of seconds above 0 and at most "
+                f"timeout_s={timeout_s:g} is out of range: pass a number of seconds above 0 and at most "
                 f"{most:g}, or leave it out to allow {most:g} s"
             )
         return float(timeout_s)
