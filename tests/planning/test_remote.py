@@ -20,10 +20,11 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from flyteidl2.common import identifier_pb2, list_pb2, phase_pb2
 from flyteidl2.core import security_pb2, tasks_pb2
+from flyteidl2.workflow import run_definition_pb2
 from google.protobuf.duration_pb2 import Duration
 
 from agents.llm.protocol import Usage
-from planning import engine, flyte_env, remote
+from planning import engine, flyte_env
 from planning.answer import RunAnswer
 from planning.engine import LocalEngine, PlanRequest, RunResult, StepRequest, run_code_step, run_plan, run_step
 from planning.flyte_env import PROJECT_ROOT
@@ -40,6 +41,7 @@ from planning.remote import (
     NotOnFlyteError,
     RemoteEngine,
 )
+from planning.remote import config as remote_config
 from planning.settings import Settings
 from planning.steps import StepRunner
 from planning.store import FlyteRunRef, RunStore
@@ -96,7 +98,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     saved = _initialize._init_config
     yield tmp_path
     _initialize._init_config = saved
-    remote._active_target = None
+    remote_config._active_target = None
 
 
 @pytest.fixture
@@ -142,7 +144,7 @@ def console_url(plane: FakeControlPlane, name: str = "rfake0001") -> str:
 
 def set_run_phase(plane: FakeControlPlane, phase: int, name: str = "rfake0001", error: str | None = None) -> None:
     root = action_pb(run_id_pb(name), "a0", phase, task=PLAN_TASK)
-    plane.run_details[name] = remote.run_definition_pb2.RunDetails(action=details_pb(root, error=error))
+    plane.run_details[name] = run_definition_pb2.RunDetails(action=details_pb(root, error=error))
     plane.action_details[(name, "a0")] = details_pb(root, error=error)
 
 
