@@ -12,9 +12,9 @@ import re
 
 from pydantic import BaseModel, JsonValue
 
-from agents.llm.protocol import Usage
 from planning.plan import Step, UnresolvedReferenceError, resolve_references, result_text
 from planning.records import AnswerSource, RunRecord, StepRecord, StepStatus
+from planning.usage import Usage
 
 # Results longer than this are prose or data: stated as they are, never checked token by token.
 _CHECKED_CHARS = 200

@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from agents.llm.protocol import Usage
 from planning.plan import Plan
 from planning.status import RunStatus, StepStatus
+from planning.usage import Usage
 
-__all__ = ["RunStatus", "StepStatus"]  # defined apart, so the CLI's argument parser imports no pydantic
+__all__ = ["RunStatus", "StepStatus", "Usage"]  # defined apart, so the CLI's argument parser imports no pydantic
 
 
 class StepError(BaseModel):
