@@ -26,7 +26,7 @@ def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for param, info in tool.args_model.model_fields.items():
         annotation = info.annotation
-        if info.metadata:  # e.g. a JSON-Schema tool's own schema of the parameter
+        if tool.input_schema is not None:  # a JSON-Schema tool: show each parameter's own schema
             annotation = Annotated[(annotation, *info.metadata)]  # type: ignore[valid-type]
         typed = annotation if annotation is str else annotation | ref  # type: ignore[operator]
         # A parameter that defaults to None is required here (null allowed): a small model asked to

