@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Through the stderr console: a log line prints above the live display instead of breaking it.
     logging.basicConfig(level=level, handlers=[log_handler(err, level)])
     if args.command == "serve":
-        from server.mcp_server import serve
+        from server.mcp_transport import serve
 
         try:
             settings = Settings()

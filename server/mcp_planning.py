@@ -1,0 +1,184 @@
+"""The planning tools: `plan` (a request into a plan, nothing run) and `execute_plan` (a plan, or a
+request planned in the server, run as a recorded run)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+import anyio
+import anyio.lowlevel
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from agents.planner import PlanResult
+from planning.settings import EngineName
+from server.mcp_runs import require_llm_for_agent_steps, run_recorded, submit_and_run
+from server.mcp_state import ServerState, fixable_errors, register_tool, run_result, server_state
+from server.sampling import client_sampling
+from server.views import (
+    PlanView,
+    RunBrief,
+    plan_view,
+)
+
+# The run execute_plan returns, as it publishes it (get_run publishes the whole RunView).
+RunResult = Annotated[CallToolResult, RunBrief]
+
+PlanDocument = Annotated[
+    dict[str, Any] | list[Any] | str | None,
+    Field(
+        description='The plan (JSON object or text): {"steps": [{"id": 1, "agent": "math", "tool": "multiply", '
+        '"args": {"a": 10, "b": 5}}, {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": '
+        '"Hello World"}}, {"id": 3, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": "$2"}, '
+        '"depends_on": [1, 2]}]}. Each step: a unique positive `id`, an `agent`, and either `task` (natural '
+        "language; the agent's LLM picks tools) or `tool` + `args` (called directly, no LLM; list_agents "
+        'gives the arguments). "$N" as a whole value is step N\'s result (typed); $N inside text is its text; '
+        '"$N.name" picks a field of an object result ("$1.temperature_c" of a weather step). `depends_on`: the steps a '
+        "step waits for.",
+    ),
+]
+
+
+async def plan_request(state: ServerState, ctx: Context[ServerState, Any], request: str) -> PlanResult:
+    """The server's LLM plans the request; without one, the client's model through MCP sampling if it can.
+    Progress notifications flow while the model works."""
+    app = state.app
+    sampling = client_sampling(ctx) if app.llm is None else None
+    outcome: list[PlanResult | Exception] = []
+    async with anyio.create_task_group() as beating:
+        beating.start_soon(_heartbeat, ctx, "planning the request")
+        try:
+            outcome.append(await (app.plan(request) if sampling is None else app.plan(request, llm=sampling)))
+        except Exception as exc:  # noqa: BLE001 - raised below, outside the task group (which would wrap it)
+            outcome.append(exc)
+        beating.cancel_scope.cancel()
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]
+
+
+async def _heartbeat(ctx: Context[ServerState, Any], what: str) -> None:
+    """Progress notifications while a call works on something with no steps to count."""
+    started = anyio.current_time()
+    for beat in itertools.count(1):
+        await anyio.sleep(server_state(ctx).settings.progress_interval_s)
+        await ctx.report_progress(beat, None, f"{what} ({anyio.current_time() - started:.0f} s)")
+
+
+def add_planning_tools(server: MCPServer[ServerState]) -> None:
+    @register_tool(
+        server,
+        annotations=ToolAnnotations(title="Plan a request", read_only_hint=True, open_world_hint=False),
+    )
+    async def plan(
+        request: Annotated[str, Field(min_length=1, description="What the user wants done, in natural language.")],
+        ctx: Context[ServerState, Any],
+    ) -> PlanView:
+        """Turn a natural-language request into a validated, dependency-aware plan of specialist agent steps,
+        without running anything.
+
+        Returns the plan (pass it to execute_plan as `plan`, edited or not), each step's wave (dependency
+        depth), and a Mermaid flowchart of its DAG. Needs an LLM on the server (or a client that lets the
+        server sample its model over MCP); without one, write the plan yourself (list_agents gives the
+        agents and their tools' arguments) and call execute_plan.
+        """
+        state = server_state(ctx)
+        with fixable_errors():
+            planned = await plan_request(state, ctx, request)
+        return plan_view(planned.plan)
+
+    @register_tool(
+        server,
+        annotations=ToolAnnotations(
+            title="Execute a plan",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=True,
+        ),
+    )
+    async def execute_plan(
+        ctx: Context[ServerState, Any],
+        plan: PlanDocument = None,
+        request: Annotated[
+            str | None,
+            Field(
+                min_length=1,
+                description="Instead of `plan`: what to do, in natural language; the server's LLM plans it first.",
+            ),
+        ] = None,
+        wait: Annotated[
+            bool,
+            Field(
+                description="true: wait for the run to finish and return its result, with progress notifications; "
+                "a run still going after about 45 s is returned unfinished (finished=false) and goes on in the "
+                "server. false: return the run id at once (a request is planned in the server); poll get_run."
+            ),
+        ] = True,
+        synthesize: Annotated[
+            bool,
+            Field(description="Write the final answer with the LLM (when the server has one and a request was given)."),
+        ] = True,
+        idempotency_key: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="Any unique string; a retry with the same key returns the same run instead of starting "
+                "another.",
+            ),
+        ] = None,
+        engine: Annotated[
+            EngineName | None,
+            Field(
+                description="Where the run executes: `local` (this machine, Flyte local mode) or `remote` (the "
+                "configured Flyte cluster; returns once submitted, follow it with get_run). Default: the server's "
+                "PLANNER_MCP_ENGINE, itself `local`."
+            ),
+        ] = None,
+    ) -> RunResult:
+        """Run a plan of specialist agent steps; returns the run: status, answer, each step's result or
+        error, timings and LLM usage.
+
+        Give exactly one of `plan` (yours or from `plan`; validated first, every problem listed with its
+        fix) or `request` (natural language; the server's LLM plans it). Each step starts as soon as its
+        own dependencies are done; a failed step skips only the steps that depend on it.
+
+        Many hosts time out tool calls after 60 seconds: a waiting call returns by its deadline (about
+        45 s) with `finished` false while the run goes on; wait=false returns the run id at once (a
+        request is planned in the server). Then call get_run(run_id) every few seconds until `finished`.
+        """
+        state = server_state(ctx)
+        if (plan is None) == (request is None):
+            raise ToolError(
+                "give exactly one of `plan` (a plan object) or `request` (natural language), "
+                f"not {'both' if plan is not None else 'neither'}"
+            )
+        usage = None
+        with fixable_errors():
+            if plan is not None:
+                parsed = state.app.parse(plan)
+            elif state.app.llm is not None:
+                # Recorded at once and planned in the server: the call never waits on the planner
+                # beyond its deadline, and a planning that fails stays listed as a failed run.
+                record = state.app.submit_request(request or "", idempotency_key=idempotency_key, engine=engine)
+                return run_result(await run_recorded(state, ctx, record, wait=wait, synthesize=synthesize))
+            else:
+                planned = await plan_request(state, ctx, request or "")
+                parsed, usage = planned.plan, planned.usage
+        if (engine or state.app.settings.engine) == "local":
+            require_llm_for_agent_steps(state.app, parsed)
+        view = await submit_and_run(
+            state,
+            ctx,
+            parsed,
+            request=request,
+            wait=wait,
+            synthesize=synthesize,
+            idempotency_key=idempotency_key,
+            engine=engine,
+            usage=usage,
+        )
+        return run_result(view)
