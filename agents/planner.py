@@ -8,6 +8,7 @@ every problem goes back to the model for a bounded number of repair rounds.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -111,7 +112,7 @@ class Planner:
                 exc.with_usage(usage)
                 raise
             usage = usage + completion.usage
-            draft = completion.value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            draft = as_written(completion.value, self.catalog)
             problems = _leaks(draft, request)
             try:
                 plan = parse_plan(draft, self.catalog, self.limits)
@@ -154,3 +155,21 @@ def _leaks(draft: dict[str, object], request: str) -> list[Problem]:
         for marker in _EXAMPLE_MARKERS
         if marker in text and marker not in request
     ]
+
+
+def as_written(reply: BaseModel, catalog: Catalog) -> dict[str, Any]:
+    """The reply as the model wrote it: no declared defaults filled in (they apply at call time),
+    parameters under their own names; a null for a parameter whose default is null is dropped (the
+    reply schema makes the model decide about those, and null is the same as leaving it out)."""
+    draft = reply.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    for step in draft.get("steps", []):
+        args = step.get("args")
+        agent = catalog.agents.get(step.get("agent", ""))
+        if not isinstance(args, dict) or agent is None or step.get("tool") not in agent.tool_by_name:
+            continue
+        fields = agent.tool_by_name[step["tool"]].args_model.model_fields
+        optional = {
+            info.alias or name for name, info in fields.items() if not info.is_required() and info.default is None
+        }
+        step["args"] = {k: v for k, v in args.items() if not (v is None and k in optional)}
+    return draft

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_mod
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 
 # Written with plain character classes: llama.cpp's schema-to-grammar converter knows no \d or \$.
-STEP_REFERENCE = r"^[$][0-9]+([.][A-Za-z_][A-Za-z0-9_]*)*$"
-STEP_OR_CALL_REFERENCE = r"^([$][0-9]+([.][A-Za-z_][A-Za-z0-9_]*)*|#[0-9]+)$"
+_PATH = "([.][A-Za-z_][A-Za-z0-9_]*)*"
+STEP_REFERENCE = rf"^([$][0-9]+{_PATH}|[$][{{][0-9]+{_PATH}[}}])$"
+STEP_OR_CALL_REFERENCE = rf"^([$][0-9]+{_PATH}|[$][{{][0-9]+{_PATH}[}}]|#[0-9]+)$"
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -24,7 +25,7 @@ def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
     """The tool's parameters, each also accepting a reference string."""
     ref = Annotated[str, StringConstraints(pattern=reference)]
     fields: dict[str, Any] = {}
-    for param, info in tool.args_model.model_fields.items():
+    for field, info in tool.args_model.model_fields.items():
         annotation = info.annotation
         if tool.input_schema is not None:  # a JSON-Schema tool: show each parameter's own schema
             annotation = Annotated[(annotation, *info.metadata)]  # type: ignore[valid-type]
@@ -32,8 +33,8 @@ def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
         # A parameter that defaults to None is required here (null allowed): a small model asked to
         # write it decides about it (`"letter": "r"`), where it would skip an optional one.
         required = info.is_required() or info.default is None
-        # Under the parameter's own name (`get-time`, `_from`), which may be the field's alias.
-        fields[param] = (typed, Field(... if required else info.default, alias=info.alias))
+        # The same field names and aliases as the tool's own model: `_from` stays `_from`.
+        fields[field] = (typed, Field(... if required else info.default, alias=info.alias))
     return create_model(name, __config__=_STRICT, **fields)
 
 

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, JsonValue, create_model
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 from pydantic_core import to_jsonable_python
 
-from planning.tool_schema import args_model_from_schema, given_arguments
+from planning.tool_schema import PARAMETER_NAME, args_model_from_schema, given_arguments
 from tools.arguments import format_errors as format_errors  # re-exported
 from tools.arguments import format_validation_error as format_validation_error  # re-exported
 
@@ -31,6 +31,25 @@ class CatalogError(LookupError):
 class CatalogFactoryError(ValueError):
     """The catalog cannot be built from the settings: `PLANNER_MCP_CATALOG` does not name a working
     factory, or `PLANNER_MCP_SERVERS` names an unusable servers file."""
+
+
+class ToolDefinitionError(TypeError):
+    """A tool whose signature cannot be described to a model exactly as declared."""
+
+
+def _field_name(index: int, name: str, taken: set[str]) -> str:
+    """The pydantic field that holds parameter `name`; the parameter's own name is its alias.
+
+    pydantic keeps names with a leading underscore as private attributes (silently dropped from
+    the schema) and refuses names that shadow BaseModel's own (`json`, `model_config`), so those
+    are stored under a neutral field name instead.
+    """
+    if name.isidentifier() and not name.startswith(("_", "model_")) and not hasattr(BaseModel, name):
+        return name
+    field = f"param_{index}"
+    while field in taken:
+        field += "_"
+    return field
 
 
 @dataclass(frozen=True)
@@ -56,17 +75,44 @@ class ToolSpec:
         name = name or function.__name__
         hints = typing.get_type_hints(function, include_extras=True)
         fields: dict[str, Any] = {}
-        for param in inspect.signature(function).parameters.values():
+        parameters = list(inspect.signature(function).parameters.values())
+        declared = {param.name for param in parameters}
+        for index, param in enumerate(parameters):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"tool {name!r}: *args/**kwargs cannot be described; name every argument")
+                raise ToolDefinitionError(f"tool {name!r}: *args/**kwargs cannot be described; name every argument")
             if param.name not in hints:
-                raise TypeError(f"tool {name!r}: argument {param.name!r} needs a type annotation")
+                raise ToolDefinitionError(f"tool {name!r}: argument {param.name!r} needs a type annotation")
             default = ... if param.default is param.empty else param.default
-            fields[param.name] = (hints[param.name], default)
+            field = _field_name(index, param.name, declared | set(fields))
+            fields[field] = (hints[param.name], Field(default, alias=param.name) if field != param.name else default)
         args_model = create_model(
-            f"{name}_args", __config__=ConfigDict(extra="forbid", title=f"{name} arguments"), **fields
+            f"{name}_args",
+            __config__=ConfigDict(extra="forbid", title=f"{name} arguments", validate_by_name=False),
+            **fields,
         )
         return cls(name=name, description=inspect.getdoc(function) or "", function=function, args_model=args_model)
+
+    def __post_init__(self) -> None:
+        # Whoever built the args model, every parameter must reach the model under its own name:
+        # refuse here rather than drop one silently (pydantic's private `_x`) or fail at call time.
+        private = sorted(getattr(self.args_model, "__private_attributes__", {}))
+        if private:
+            raise ToolDefinitionError(
+                f"tool {self.name!r}: the args model {self.args_model.__name__} keeps {private} as private "
+                "attributes, so a model could never pass them; declare them as fields with an alias "
+                "(Field(alias='_from')) or build the tool with ToolSpec.from_function"
+            )
+        for parameter in self.parameter_names():
+            # Leading underscores are fine (`_from`, `_class` are common in other systems).
+            if not PARAMETER_NAME.fullmatch(parameter):
+                raise ToolDefinitionError(
+                    f"tool {self.name!r}: parameter {parameter!r} cannot be written by a model as it is named; "
+                    "use 1-64 ASCII letters, digits, '_', '-' or '.', starting with a letter or '_'"
+                )
+
+    def parameter_names(self) -> list[str]:
+        """The parameters as a caller writes them (aliases where the field is stored otherwise)."""
+        return [info.alias or field for field, info in self.args_model.model_fields.items()]
 
     @classmethod
     def from_json_schema(
@@ -90,7 +136,7 @@ class ToolSpec:
         )
 
     def parameters_schema(self) -> dict[str, Any]:
-        return self.args_model.model_json_schema()
+        return self.args_model.model_json_schema(by_alias=True)
 
     def validate_args(self, args: Mapping[str, JsonValue]) -> BaseModel:
         """Validate arguments against the signature (raises pydantic's ValidationError)."""
@@ -105,7 +151,9 @@ class ToolSpec:
         validated = self.validate_args(args)
         if self.input_schema is not None:
             return to_jsonable_python(await self.function(given_arguments(validated)))
-        kwargs = {name: getattr(validated, name) for name in type(validated).model_fields}
+        kwargs = {
+            info.alias or field: getattr(validated, field) for field, info in type(validated).model_fields.items()
+        }
         result = self.function(**kwargs)
         if inspect.isawaitable(result):
             result = await result

@@ -21,7 +21,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from agents.llm.errors import LLMError, LLMNotConfiguredError, LLMTransientError
 from planning.catalog import AgentSpec, Catalog, CatalogError, format_validation_error
-from planning.plan import Step, UnresolvedReferenceError, resolve_references
+from planning.plan import Step, UnresolvedReferenceError
 from planning.records import StepError, StepOutcome, StepStatus, Usage
 from tools.errors import ToolError, TransientToolError
 
@@ -104,7 +104,7 @@ class StepRunner:
 
     async def _attempt(self, step: Step, agent: AgentSpec, inputs: dict[int, JsonValue]) -> StepOutcome:
         if step.tool is not None:
-            args = resolve_references(step.args or {}, inputs)
+            args = step.resolved_args(inputs)
             assert isinstance(args, dict)
             raw = await agent.tool(step.tool).call(args)
             if agent.finish is None:
@@ -112,8 +112,7 @@ class StepRunner:
             # The same value as an agent step of this agent gets (e.g. a program's `result`); a
             # ToolError here (a failed program) fails the step with `raw` kept as its details.
             return StepOutcome(status=StepStatus.SUCCEEDED, result=agent.finish(raw), details=raw)
-        task = resolve_references(step.task or "", inputs)
-        assert isinstance(task, str)
+        task = step.resolved_task(inputs)
         result = await (self.run_agent or _no_llm)(agent, task, inputs)
         return StepOutcome(
             status=StepStatus.SUCCEEDED,

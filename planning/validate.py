@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from planning.catalog import Catalog, format_errors
-from planning.plan import Plan, Step, is_whole_reference
+from planning.plan import Plan, Reference, Step, find_references, is_whole_reference, strings_in
 
 # Far beyond any plan's needs, and within what the run store (64-bit integers) can record.
 MAX_STEP_ID = 1_000_000_000
@@ -147,13 +147,13 @@ def _step_problems(step: Step, ids: set[int], catalog: Catalog, limits: PlanLimi
             yield problem("the step depends on itself", f"remove {dep} from depends_on")
         elif dep not in ids:
             yield problem(f"depends on step {dep}, which does not exist", f"use one of the ids {sorted(ids)}")
-    for ref in sorted(step.references()):
-        if ref == step.id:
-            yield problem(f"${ref} refers to the step's own result", "refer only to earlier steps")
-        elif ref not in ids:
+    others = ids - {step.id}
+    for ref in _explicit_references(step, others):
+        if ref.step_id == step.id:
+            yield problem(f"{ref.text} refers to the step's own result", "refer only to other steps")
+        elif ref.step_id not in ids:
             yield problem(
-                f"${ref} refers to step {ref}, which does not exist",
-                f"use one of the ids {sorted(ids)}, or write $$ for a literal dollar sign",
+                f"{ref.text} refers to step {ref.step_id}, which does not exist", f"use one of the ids {sorted(ids)}"
             )
 
     if step.agent not in catalog.agents:
@@ -173,17 +173,57 @@ def _step_problems(step: Step, ids: set[int], catalog: Catalog, limits: PlanLimi
         return
     args = step.args or {}
     # Whole-value references are typed by the referenced result: checked when the step runs.
-    deferred = {name for name, value in args.items() if is_whole_reference(value)}
+    deferred = {name for name, value in args.items() if is_whole_reference(value, others)}
     try:
         agent.tool_by_name[step.tool].validate_args(args)
     except ValidationError as exc:
         errors = [e for e in exc.errors() if not (e["loc"] and e["loc"][0] in deferred)]
+        dollars: dict[str, list[Any]] = {}
+        for error in errors:
+            if error["loc"] and _looks_like_reference(error.get("input")):
+                dollars.setdefault(str(error["loc"][0]), []).append(error)
+        errors = [e for e in errors if not (e["loc"] and str(e["loc"][0]) in dollars)]
+        for name, group in dollars.items():
+            # "$10" where a number is due and there is no step 10: the model meant the amount.
+            value = str(group[0]["input"])
+            yield problem(
+                f"args.{name} = {value!r} is not {_expected(group)} and not a reference (the plan has no other "
+                f"step {value.strip('${}').split('.')[0]})",
+                f"write the value itself without '$' (e.g. {_without_dollar(value)}); "
+                "a reference $N needs a step with id N",
+            )
         if errors:
             lines = format_errors(errors, "args")
             yield problem(
                 f"arguments do not match {step.tool}: {'; '.join(lines)}",
                 "pass exactly the tool's parameters (MCP: list_agents; CLI: planner-mcp schema --agents)",
             )
+
+
+def _explicit_references(step: Step, others: set[int]) -> Iterator[Reference]:
+    """References a reader cannot take for literal text: `${N}` anywhere, `$N` in declared text."""
+    declared = set(step.depends_on)
+    for text in strings_in(step.args):
+        yield from (r for r in find_references(text, declared, others) if r.explicit)
+    if step.task is not None:
+        yield from (r for r in find_references(step.task, declared, None, whole=False) if r.explicit)
+
+
+def _looks_like_reference(value: object) -> bool:
+    return isinstance(value, str) and is_whole_reference(value)
+
+
+def _expected(errors: list[Any]) -> str:
+    kinds = {str(e["type"]).split("_")[0] for e in errors}
+    if kinds & {"int", "float"}:
+        return "a whole number" if kinds & {"int", "float"} == {"int"} else "a number"
+    names = {"bool": "a boolean", "list": "a list", "dict": "an object", "literal": "one of the allowed values"}
+    return next((names[k] for k in sorted(kinds) if k in names), "a valid value")
+
+
+def _without_dollar(value: str) -> str:
+    digits = value.strip("${}")
+    return digits if digits.replace(".", "", 1).isdigit() else json.dumps(digits)
 
 
 def _cycle_problems(plan: Plan, ids: set[int]) -> list[Problem]:

@@ -64,7 +64,7 @@ async def test_validation_errors_go_back_to_the_model_until_the_plan_is_valid(ca
     assert result.rounds == 2
     assert result.plan.model_dump(exclude_defaults=True) == GOOD_PLAN
     feedback = llm.calls[1].messages[-1].content
-    assert "step 1: $5 refers to step 5, which does not exist" in feedback
+    assert "step 1: args.b = '$5' is not a number and not a reference (the plan has no other step 5)" in feedback
     assert "step 2: the step depends on itself" in feedback
     assert SEED_REQUEST in feedback
     assert Plan.model_validate_json(llm.calls[1].messages[-2].content) == Plan.model_validate(bad)

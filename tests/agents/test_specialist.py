@@ -68,7 +68,8 @@ async def test_argument_errors_go_back_to_the_model_which_can_fix_them(agent: Ag
     assert result.value == 50
     assert result.usage.calls == 2
     feedback = llm.calls[1].messages[-1].content
-    assert "call 1 (multiply): $3 is not a result you were given" in feedback
+    assert "call 1 (multiply): args.b" in feedback
+    assert "(got '$3')" in feedback
 
 
 async def test_an_agent_that_never_gets_it_right_fails_with_the_last_errors(agent: AgentSpec) -> None:

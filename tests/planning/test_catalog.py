@@ -200,3 +200,42 @@ def test_format_validation_error_writes_one_line_per_error_with_the_bad_value() 
         "a: Input should be a valid integer, unable to parse string as an integer (got " + repr("x" * 200)[:80] + ")",
         "b: Field required",
     ]
+
+
+def route(_from: Annotated[str, Field(description="Start city.")], to: str, json: bool = False) -> str:
+    """A route between two cities."""
+    return f"{_from}->{to}{' (json)' if json else ''}"
+
+
+@pytest.mark.anyio
+async def test_parameters_named_with_a_leading_underscore_or_like_pydantic_attributes_keep_their_names() -> None:
+    tool = ToolSpec.from_function(route)
+
+    assert tool.parameter_names() == ["_from", "to", "json"]
+    assert tool.parameters_schema()["properties"]["_from"] == {
+        "description": "Start city.",
+        "title": "From",
+        "type": "string",
+    }
+    assert tool.parameters_schema()["required"] == ["_from", "to"]
+    assert await tool.call({"_from": "Oslo", "to": "Rome", "json": True}) == "Oslo->Rome (json)"
+    with pytest.raises(ValidationError, match="_from"):
+        tool.validate_args({"to": "Rome"})
+
+
+def test_an_args_model_that_hides_a_parameter_as_private_is_refused_at_build() -> None:
+    class Hidden(BaseModel):
+        _from: str = "x"
+        to: str
+
+    with pytest.raises(TypeError, match=r"tool 'hidden': the args model Hidden keeps \['_from'\] as private"):
+        ToolSpec(name="hidden", description="", function=route, args_model=Hidden)
+
+
+def test_a_parameter_name_a_model_cannot_write_is_refused_at_build() -> None:
+    def measure(größe: int) -> int:
+        """Measure."""
+        return größe
+
+    with pytest.raises(TypeError, match=r"tool 'measure': parameter 'größe' cannot be written by a model"):
+        ToolSpec.from_function(measure)

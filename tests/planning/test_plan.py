@@ -58,16 +58,48 @@ def test_plan_with_ids_is_not_converted() -> None:
     assert plan == Plan(steps=[Step(id=7, agent="math", task="a", depends_on=[3])])
 
 
-def test_references_are_found_in_task_and_nested_args_but_not_in_escaped_dollars() -> None:
+def test_references_are_whole_values_explicit_forms_or_declared_dollars_in_text() -> None:
     step = Step(
         id=5,
         agent="math",
         tool="total",
-        args={"values": ["$1", {"x": "cost: $2 and $$3"}], "note": "$$4 and $14"},
+        args={"values": ["$1", {"x": "cost: $2 and ${3}"}], "note": "$4.50 and ${14.total}"},
+        depends_on=[2],
     )
 
-    assert step.references() == {1, 2, 14}
-    assert Step(id=2, agent="math", task="double $1, not $$9").references() == {1}
+    assert step.references() == {1, 2, 3, 14}
+    assert Step(id=2, agent="math", task="double $1, not $9", depends_on=[1]).references() == {1}
+
+
+def test_dollar_amounts_are_literal_text() -> None:
+    plan = Plan.model_validate(
+        {
+            "steps": [
+                {"id": 1, "agent": "string", "tool": "upper", "args": {"text": "$10"}},
+                {"id": 2, "agent": "string", "tool": "upper", "args": {"text": "from $20-$30, or $1 off"}},
+                {"id": 3, "agent": "web", "task": "hotels at $2 a night"},
+            ]
+        }
+    )
+
+    assert [step.needs() for step in plan.steps] == [set(), set(), set()]
+    assert plan.steps[0].resolved_args({}) == {"text": "$10"}
+    assert plan.steps[1].resolved_args({}) == {"text": "from $20-$30, or $1 off"}
+    assert plan.steps[2].resolved_task({}) == "hotels at $2 a night"
+
+
+def test_a_whole_dollar_number_is_a_reference_only_where_the_plan_has_that_step() -> None:
+    plan = Plan.model_validate(
+        {
+            "steps": [
+                {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}},
+                {"id": 2, "agent": "string", "tool": "concat", "args": {"a": "$1", "b": "$7"}},
+            ]
+        }
+    )
+
+    assert plan.steps[1].needs() == {1}
+    assert plan.steps[1].resolved_args({1: 3}) == {"a": 3, "b": "$7"}
 
 
 def test_references_imply_dependencies() -> None:
@@ -94,20 +126,20 @@ def test_whole_value_reference_keeps_the_result_type() -> None:
 def test_reference_inside_a_string_becomes_the_result_text() -> None:
     results = {1: 42, 2: "Paris", 3: {"temp": 21.5}, 4: [1, "a"]}
 
-    resolved = resolve_references("$2: $1 and $3 and $4.", results)
+    resolved = resolve_references("$2: $1 and ${3} and $4.", results)
 
     assert resolved == 'Paris: 42 and {"temp": 21.5} and [1, "a"].'
 
 
-def test_double_dollar_is_a_literal_dollar() -> None:
-    assert resolve_references({"price": "$$5, total $1", "only": "$$"}, {1: 10}) == {
-        "price": "$5, total 10",
-        "only": "$",
-    }
+def test_inside_text_a_bare_reference_needs_a_declared_dependency_and_the_explicit_form_does_not() -> None:
+    step = Step(id=3, agent="string", tool="upper", args={"text": "$1 or ${2}, $1.5 each"}, depends_on=[2])
+
+    assert step.resolved_args({1: "a", 2: "b"}) == {"text": "$1 or b, $1.5 each"}
+    assert resolve_references("$2 and ${2}", {2: 7}, declared=[2]) == "7 and 7"
 
 
 def test_values_without_references_are_unchanged() -> None:
-    args = {"a": 1, "b": 2.0, "c": None, "d": [True], "e": "no refs", "f": "$ alone"}
+    args = {"a": 1, "b": 2.0, "c": None, "d": [True], "e": "no refs", "f": "$ alone", "g": "$$5", "h": "$9"}
 
     assert resolve_references(args, {}) == args
 
@@ -119,11 +151,11 @@ def test_a_field_reference_picks_a_field_of_an_object_result_keeping_its_type() 
         "t": 21.5,
         "tags": ["sun"],
     }
-    assert resolve_references("$1.city is at $1.current.temp C.", results) == "Paris is at 21.5 C."
+    assert resolve_references("${1.city} is at $1.current.temp C.", results) == "Paris is at 21.5 C."
 
 
 def test_a_field_reference_counts_as_a_reference_to_its_step() -> None:
-    assert Step(id=3, agent="math", task="use $2.temp and $1").references() == {1, 2}
+    assert Step(id=3, agent="math", task="use $2.temp and ${1.x}", depends_on=[2]).references() == {1, 2}
 
 
 def test_a_missing_field_names_the_fields_the_result_has() -> None:
@@ -143,7 +175,16 @@ def test_digits_after_a_reference_are_text_not_a_field() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("$1", True), ("$12", True), (" $1", False), ("$1 ", False), ("$1$2", False), ("$$1", False), (1, False)],
+    [
+        ("$1", True),
+        ("$12", True),
+        ("${3.x}", True),
+        (" $1", False),
+        ("$1 ", False),
+        ("$1$2", False),
+        ("$$1", False),
+        (1, False),
+    ],
 )
 def test_only_an_exact_dollar_number_is_a_whole_reference(value: object, expected: bool) -> None:
     assert is_whole_reference(value) is expected  # type: ignore[arg-type]
@@ -168,7 +209,7 @@ def test_waves_are_dependency_depths_including_references() -> None:
         {"id": 2, "agent": "math", "task": "b", "depends_on": [1]},
         {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": "$1"}},
         {"id": 4, "agent": "math", "task": "d"},
-        {"id": 5, "agent": "math", "task": "e from $4"},
+        {"id": 5, "agent": "math", "task": "e from ${4}"},
     )
 
     assert plan.waves() == {1: 1, 2: 2, 3: 3, 4: 1, 5: 2}

@@ -135,21 +135,46 @@ def test_dependency_on_a_missing_id_lists_the_ids(catalog: Catalog) -> None:
 
 def test_reference_to_a_missing_step_is_reported_in_args_and_in_tasks(catalog: Catalog) -> None:
     plan = {
-        "steps": [step(1, tool="add", args={"a": "$9", "b": 1}), step(2, task="use $8"), step(3, task="use $7.temp")]
+        "steps": [
+            step(1, tool="add", args={"a": "${9}", "b": 1}),
+            step(2, task="use ${8}"),
+            step(3, task="use ${7.temp}"),
+        ]
     }
-    fix = "use one of the ids [1, 2, 3], or write $$ for a literal dollar sign"
+    fix = "use one of the ids [1, 2, 3]"
 
     assert problems_of(plan, catalog) == [
-        Problem(step_id=1, message="$9 refers to step 9, which does not exist", fix=fix),
-        Problem(step_id=2, message="$8 refers to step 8, which does not exist", fix=fix),
-        Problem(step_id=3, message="$7 refers to step 7, which does not exist", fix=fix),
+        Problem(step_id=1, message="${9} refers to step 9, which does not exist", fix=fix),
+        Problem(step_id=2, message="${8} refers to step 8, which does not exist", fix=fix),
+        Problem(step_id=3, message="${7.temp} refers to step 7, which does not exist", fix=fix),
     ]
 
 
-def test_escaped_dollar_is_not_a_reference(catalog: Catalog, limits: PlanLimits) -> None:
-    plan = parse_plan({"steps": [step(1, task="costs $$9")]}, catalog, limits)
+def test_a_dollar_amount_where_a_number_is_due_gets_advice_the_model_can_follow(catalog: Catalog) -> None:
+    plan = {"steps": [step(1, tool="add", args={"a": "$10", "b": 2})]}
 
-    assert plan.steps[0].needs() == set()
+    assert problems_of(plan, catalog) == [
+        Problem(
+            step_id=1,
+            message="args.a = '$10' is not a whole number and not a reference (the plan has no other step 10)",
+            fix="write the value itself without '$' (e.g. 10); a reference $N needs a step with id N",
+        )
+    ]
+
+
+def test_dollars_in_text_are_literal_and_need_no_escape(catalog: Catalog, limits: PlanLimits) -> None:
+    plan = parse_plan(
+        {
+            "steps": [
+                {"id": 1, "agent": "string", "tool": "concat", "args": {"a": "$10", "b": "from $20-$30"}},
+                step(2, task="costs $9"),
+            ]
+        },
+        catalog,
+        limits,
+    )
+
+    assert [s.needs() for s in plan.steps] == [set(), set()]
 
 
 def test_self_dependency_is_refused(catalog: Catalog) -> None:
@@ -159,8 +184,8 @@ def test_self_dependency_is_refused(catalog: Catalog) -> None:
 
 
 def test_self_reference_is_refused(catalog: Catalog) -> None:
-    assert problems_of({"steps": [step(1, tool="add", args={"a": "$1", "b": 1})]}, catalog) == [
-        Problem(step_id=1, message="$1 refers to the step's own result", fix="refer only to earlier steps")
+    assert problems_of({"steps": [step(1, tool="add", args={"a": "${1}", "b": 1})]}, catalog) == [
+        Problem(step_id=1, message="${1} refers to the step's own result", fix="refer only to other steps")
     ]
 
 
@@ -178,7 +203,7 @@ def test_three_step_cycle_through_a_reference_is_named(catalog: Catalog) -> None
         "steps": [
             step(1, task="a", depends_on=[3]),
             step(2, task="b", depends_on=[1]),
-            step(3, task="c from $2"),
+            step(3, task="c from ${2}"),
             step(4, task="independent"),
         ]
     }
@@ -383,7 +408,7 @@ def test_every_problem_of_a_plan_is_reported_at_once_with_its_step_and_fix(catal
             step(2, tool="add", args={"a": "q", "b": 1}),
             {"id": 2, "agent": "string", "tool": "nope", "args": {}},
             step(3, task="b", depends_on=[4]),
-            step(4, task="c from $3"),
+            step(4, task="c from ${3}"),
             step(5, task="d", depends_on=[5]),
         ]
     }
