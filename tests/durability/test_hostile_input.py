@@ -77,10 +77,10 @@ CASES: dict[str, Case] = {
     ),
     "a step depending on itself": run_plan(plan_text(tool_step(depends_on=[1])), "the step depends on itself"),
     "a step referring to its own result": run_plan(
-        plan_text(tool_step(args={"text": "$1"})), "$1 refers to the step's own result"
+        plan_text(tool_step(args={"text": "${1}"})), "${1} refers to the step's own result"
     ),
     "a reference to a missing step": run_plan(
-        plan_text(tool_step(args={"text": "$7"})), "$7 refers to step 7, which does not exist"
+        plan_text(tool_step(args={"text": "${7}"})), "${7} refers to step 7, which does not exist"
     ),
     "a 5 MB string": run_plan(
         plan_text(tool_step(args={"text": "x" * 5_000_000})),
