@@ -1,46 +1,72 @@
-"""The planner agent: a request in, a validated plan out.
+"""The planner agent: a request in, a validated plan out, within a bounded time and token budget.
 
 The model answers in a schema built from the catalog (agent and tool names are enumerations, so
-constrained decoding cannot invent them); the reply is validated like any hand-written plan and
-every problem goes back to the model for a bounded number of repair rounds.
+constrained decoding cannot invent them; the step count is capped at the plan limit). The reply is
+validated like any hand-written plan and every problem goes back to the model, quoted against the
+values it wrote. Each repair round changes something: the problems, and the sampling temperature;
+a reply that repeats an earlier one ends the rounds. A reply that repeats its own steps is cut
+while it is generated and sent back as a problem; so is one cut at its token limit.
+
+The system prompt depends only on the catalog (a prompt cache can keep it evaluated); everything
+about the request comes after it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from pydantic import BaseModel
 
 from agents.llm import LLM, LLMError, LLMOutputError, Message, Usage
-from agents.prompts import describe_tools
+from agents.llm.protocol import Generation
+from agents.prompts import describe_tool, describe_tools, summary
+from agents.repetition import RepetitionGuard, complete_steps
 from agents.schemas import plan_draft_model
-from planning.catalog import Catalog
+from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.plan import Plan
 from planning.validate import PlanLimits, PlanValidationError, Problem, parse_plan
 
-# One worked example in a domain no request of ours is about, with values that cannot be mistaken
-# for the user's: small models copy examples, so any of its texts in a plan is sent back as an error.
+log = logging.getLogger(__name__)
+
+# Sampling per round: the first answer is the model's best guess; a repair that sees the same
+# prompt at the same temperature tends to answer the same plan (measured: 3 identical rounds).
+TEMPERATURES = (0.0, 0.4, 0.7)
+# Above this many characters of tool documentation the system prompt lists tools by name and
+# summary only, and the request's message carries full details for the tools it likely needs.
+FULL_CATALOG_CHARS = 9_000
+TOOLS_IN_PLAY = 8
+
+# The worked example for catalogs with these tools: a domain no request of ours is about, with
+# values that cannot be mistaken for the user's (small models copy examples; any of its texts in
+# a plan is sent back as an error).
 EXAMPLE_REQUEST = "Multiply 7 by 6, and count the words in 'alpha beta gamma', then add the two results"
 EXAMPLE_PLAN = {
     "steps": [
-        {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 7, "b": 6}, "depends_on": []},
-        {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": "alpha beta gamma"}, "depends_on": []},
+        {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 7, "b": 6}},
+        {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": "alpha beta gamma"}},
         {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]},
     ]
 }
-_EXAMPLE_MARKERS = ("alpha beta gamma",)
+_EXAMPLE_TEXT = "alpha beta gamma"
 
 
 class PlanningError(Exception):
-    """The planner could not produce a valid plan within its repair rounds."""
+    """The planner could not produce a valid plan within its repair rounds or its time budget."""
 
-    def __init__(self, request: str, problems: list[Problem], usage: Usage | None = None) -> None:
+    def __init__(
+        self, request: str, problems: list[Problem], why: str = "after its repair rounds", usage: Usage | None = None
+    ) -> None:
         self.problems = problems
         self.usage = usage or Usage()  # what the failed planning cost
         listed = "\n".join(f"- {p}" for p in problems[:20])
         super().__init__(
-            f"the planner could not make a valid plan for {request[:200]!r} after its repair rounds:\n{listed}\n"
+            f"the planner could not make a valid plan for {request[:200]!r} {why}:\n{listed}\n"
             "Rephrase the request more explicitly, use a stronger model (PLANNER_MCP_MODEL_PLANNER), "
             "or write the plan yourself (execute_plan with a plan)."
         )
@@ -52,12 +78,88 @@ class PlanResult(BaseModel):
     rounds: int
 
 
+@dataclass(frozen=True)
+class Example:
+    request: str | None
+    plan: dict[str, Any]
+    markers: tuple[str, ...]  # texts that betray a copied example
+
+
+def worked_example(catalog: Catalog) -> Example | None:
+    """The example for this catalog: the fixed one where its tools exist, else one made from the
+    catalog's own first tools (format only), else none."""
+    try:
+        math, string = catalog.agents["math"], catalog.agents["string"]
+        if {"multiply", "add"} <= set(math.tool_by_name) and "word_count" in string.tool_by_name:
+            return Example(EXAMPLE_REQUEST, EXAMPLE_PLAN, (_EXAMPLE_TEXT,))
+    except KeyError:
+        pass
+    tools = [(agent, tool) for agent in catalog.agents.values() for tool in agent.llm_tools if _sample_args(tool)]
+    if not tools:
+        return None
+    (agent1, tool1), (agent2, tool2) = tools[0], tools[min(1, len(tools) - 1)]
+    first = _sample_args(tool1) or {}
+    second = _sample_args(tool2) or {}
+    second[next(iter(second))] = "$1"
+    plan = {
+        "steps": [
+            {"id": 1, "agent": agent1.name, "tool": tool1.name, "args": first},
+            {"id": 2, "agent": agent2.name, "tool": tool2.name, "args": second, "depends_on": [1]},
+        ]
+    }
+    markers = tuple(v for v in first.values() if isinstance(v, str) and len(v) > 3)
+    return Example(None, plan, markers)
+
+
+def _sample_args(tool: ToolSpec) -> dict[str, Any] | None:
+    """Illustrative values for a tool's required parameters, or None when a type is not simple."""
+    schema = tool.parameters_schema()
+    args: dict[str, Any] = {}
+    for name in schema.get("required", []):
+        prop = schema["properties"][name]
+        if prop.get("enum"):
+            args[name] = prop["enum"][0]
+            continue
+        kinds = {p.get("type") for p in prop.get("anyOf", [prop])}
+        if "string" in kinds:
+            args[name] = "example value"
+        elif kinds & {"integer", "number"}:
+            args[name] = 7
+        elif "boolean" in kinds:
+            args[name] = True
+        else:
+            return None
+    return args or None
+
+
 def system_prompt(catalog: Catalog) -> str:
-    agents = "\n".join(
-        f"- {a.name}: {a.description}\n{describe_tools(a)}" for a in catalog.agents.values() if a.llm_tools
-    )
+    """The static part of every planning prompt: depends on the catalog only."""
+    full = sum(len(describe_tool(t)) for a in catalog.agents.values() for t in a.llm_tools) <= FULL_CATALOG_CHARS
+    seen: set[str] = set()
+    # Only agents whose LLM has tools it may call (a server that failed to start has none).
+    agents = "\n".join(_describe_agent(agent, full, seen) for agent in catalog.agents.values() if agent.llm_tools)
+    guidance = [
+        "Use as few steps as the request needs; each step once. Copy values from the request exactly.",
+        "Read each parameter's note: use the units, formats and allowed values it names (a duration in "
+        "minutes stays in minutes).",
+        "Keep the order the request states: 'subtract A from B' is B - A; 'the difference between the "
+        "larger and the smaller' is larger - smaller.",
+        "An optional parameter gets a value only when the request states one; otherwise null.",
+        'Pass a result on with "$N" (N = step id) as a whole argument value; it keeps numbers as '
+        'numbers. Inside longer text write ${N}. Any other "$" is plain text: "$10" is ten dollars.',
+        '"depends_on" lists only the steps whose results the step uses; independent steps run in parallel.',
+    ]
+    if "code" in catalog.agents and catalog.agents["code"].llm_tools:
+        guidance.append('For the code agent use a "task": it writes and runs the program itself.')
+    example = worked_example(catalog)
+    shown = ""
+    if example is not None:
+        lead = f"Request: {example.request}\nPlan: " if example.request else "Plan: "
+        shown = f"\n\nExample (only to show the format; never copy its values):\n{lead}{json.dumps(example.plan)}"
+    details = "" if full else "\nDetails of the tools the request most likely needs come with the request."
+    rules = "\n".join(f"- {line}" for line in guidance)
     return f"""You are a planner. Break the user's request into steps for these specialist agents:
-{agents}
+{agents}{details}
 
 Write a JSON plan: {{"steps": [...]}}. Each step has:
 - "id": 1, 2, 3, ... in order;
@@ -66,64 +168,121 @@ Write a JSON plan: {{"steps": [...]}}. Each step has:
   that agent's tools, with exactly the parameters listed) OR "task": a short instruction in words
   when the agent must work out the arguments itself;
 - "depends_on": the ids of the steps whose results it needs.
-Pass a result on with "$N" (N = step id) as an argument value; "$N" keeps numbers as numbers.
-Use as few steps as the request needs. Copy values from the request exactly. An optional
-parameter gets a value only when the request states one (the letter in "how many r's"); otherwise
-null. For the code agent use a "task": it writes and runs the program itself.
+{rules}{shown}"""
 
-Example (only to show the format; never copy its values):
-Request: {EXAMPLE_REQUEST}
-Plan: {json.dumps(EXAMPLE_PLAN)}"""
+
+def _describe_agent(agent: AgentSpec, full: bool, seen: set[str]) -> str:
+    if full:
+        return f"- {agent.name}: {agent.description}\n" + describe_tools(agent, seen)
+    tools = "; ".join(f"{t.name}: {summary(t)}" for t in agent.llm_tools)
+    return f"- {agent.name}: {agent.description} Tools: {tools}"
+
+
+def tools_in_play(catalog: Catalog, request: str, count: int = TOOLS_IN_PLAY) -> list[ToolSpec]:
+    """The tools whose names and documentation share the most words with the request."""
+    words = _words(request)
+    scored = []
+    for position, tool in enumerate(t for a in catalog.agents.values() for t in a.llm_tools):
+        text = f"{tool.name.replace('_', ' ')} {tool.description} {json.dumps(tool.parameters_schema())}"
+        score = len(words & _words(text)) + 3 * len(words & _words(tool.name.replace("_", " ")))
+        scored.append((-score, position, tool))
+    return [tool for score, _, tool in sorted(scored, key=lambda s: (s[0], s[1]))[:count] if score < 0]
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
 
 
 class Planner:
-    def __init__(self, llm: LLM, catalog: Catalog, limits: PlanLimits, *, repair_rounds: int = 2) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        catalog: Catalog,
+        limits: PlanLimits,
+        *,
+        repair_rounds: int = 2,
+        call_timeout_s: float = 150.0,
+        total_timeout_s: float = 300.0,
+        max_tokens: int = 1536,
+    ) -> None:
         self.llm = llm
         self.catalog = catalog
         self.limits = limits
         self.repair_rounds = repair_rounds
-        self.output = plan_draft_model(catalog)
+        self.call_timeout_s = call_timeout_s
+        self.total_timeout_s = total_timeout_s
+        self.max_tokens = max_tokens
+        self.output = plan_draft_model(catalog, max_steps=limits.max_steps)
+        self.prompt = system_prompt(catalog)
+        self.example = worked_example(catalog)
+        self._full = "Details of the tools" not in self.prompt
+
+    def request_message(self, request: str) -> str:
+        if self._full:
+            return f"Request: {request}\nPlan:"
+        details = "\n".join(f"- {describe_tool(t).strip()[2:]}" for t in tools_in_play(self.catalog, request))
+        return f"Tool details:\n{details}\nRequest: {request}\nPlan:" if details else f"Request: {request}\nPlan:"
 
     async def plan(self, request: str) -> PlanResult:
         messages = [
-            Message(role="system", content=system_prompt(self.catalog)),
-            Message(role="user", content=f"Request: {request}\nPlan:"),
+            Message(role="system", content=self.prompt),
+            Message(role="user", content=self.request_message(request)),
         ]
         usage = Usage()
         problems: list[Problem] = []
+        replies: list[str] = []
+        deadline = time.monotonic() + self.total_timeout_s
         for round_number in range(1, self.repair_rounds + 2):
-            try:
-                completion = await self.llm.complete(messages, self.output, role="planner")
-            except LLMOutputError as exc:
-                usage = usage + (exc.usage or Usage())
-                problems = [
-                    Problem(
-                        message=f"the reply is not a plan ({'; '.join(exc.errors[:5])})", fix="answer with a JSON plan"
-                    )
-                ]
-                messages += [
-                    Message(role="assistant", content=exc.raw),
-                    Message(
-                        role="user", content=f"That is not a valid plan: {problems[0]}. Answer with the JSON plan only."
-                    ),
-                ]
-                continue
-            except LLMError as exc:  # the calls of earlier rounds count too
-                exc.with_usage(usage)
-                raise
-            usage = usage + completion.usage
-            draft = as_written(completion.value, self.catalog)
-            problems = _leaks(draft, request)
-            try:
-                plan = parse_plan(draft, self.catalog, self.limits)
-            except PlanValidationError as exc:
-                problems = exc.problems + problems
-            else:
-                problems = _refused_tools(plan, self.catalog) + problems
-                if not problems:
-                    return PlanResult(plan=plan, usage=usage, rounds=round_number)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PlanningError(request, problems, f"within its time budget of {self.total_timeout_s:g} s", usage)
+            guard = RepetitionGuard()
+            generation = Generation(
+                temperature=TEMPERATURES[min(round_number - 1, len(TEMPERATURES) - 1)],
+                max_tokens=self.max_tokens,
+                stop=guard,
+                repair_rounds=0,  # this loop repairs, with the catalog's own validation
+            )
+            limit = min(self.call_timeout_s, remaining)
+            draft: dict[str, Any] | None = None
+            reply_text = ""
+            with anyio.move_on_after(limit) as scope:
+                try:
+                    completion = await self.llm.complete(messages, self.output, role="planner", generation=generation)
+                except LLMOutputError as exc:
+                    usage = usage + (exc.usage or Usage())
+                    problems, reply_text = self._unfinished(guard, exc)
+                except LLMError as exc:  # the calls of earlier rounds count too
+                    exc.with_usage(usage)
+                    raise
+                else:
+                    usage = usage + completion.usage
+                    draft = as_written(completion.value, self.catalog)
+            if scope.cancelled_caught:
+                usage = usage + Usage(latency_s=limit)
+                problems, reply_text = self._timed_out(guard, limit)
+            if draft is not None:
+                reply_text = json.dumps(draft)
+            if reply_text and reply_text in replies:
+                log.info("planner round %d repeated an earlier reply; giving up", round_number)
+                raise PlanningError(request, problems, "(the model answered the same plan again)", usage)
+            replies.append(reply_text)
+            if draft is not None:
+                notes = _drop_unused_dependencies(draft)
+                problems = self._leaks(draft, request)
+                try:
+                    plan = parse_plan(draft, self.catalog, self.limits)
+                except PlanValidationError as exc:
+                    problems = exc.problems + problems
+                else:
+                    problems = _refused_tools(plan, self.catalog) + problems
+                    if not problems:
+                        if notes:
+                            plan = plan.model_copy(update={"notes": notes})
+                        return PlanResult(plan=plan, usage=usage, rounds=round_number)
+            log.info("planner round %d: %d problem(s)", round_number, len(problems))
             messages += [
-                Message(role="assistant", content=json.dumps(draft)),
+                Message(role="assistant", content=reply_text or "(no reply)"),
                 Message(
                     role="user",
                     content="That plan has problems:\n"
@@ -131,7 +290,50 @@ class Planner:
                     + f"\nWrite the whole corrected plan for the request: {request}",
                 ),
             ]
-        raise PlanningError(request, problems, usage)
+        raise PlanningError(request, problems, usage=usage)
+
+    def _unfinished(self, guard: RepetitionGuard, exc: LLMOutputError) -> tuple[list[Problem], str]:
+        """A reply that is not a whole plan: cut for repeating itself, cut at its token limit, or
+        (from a model without a grammar) not a plan at all. The steps it completed go back."""
+        if guard.repetition is not None:
+            kept = json.dumps({"steps": guard.repetition.kept})
+            return [
+                Problem(
+                    message=guard.repetition.describe(),
+                    fix="write each step once and end the plan after the last step the request needs",
+                )
+            ], kept
+        steps = complete_steps(_last_step_end(guard.seen)) if guard.seen else None
+        if steps is not None and guard.seen and not _closed(guard.seen):
+            return [
+                Problem(
+                    message=f"the reply was cut off at its length limit after {len(steps)} complete step(s)",
+                    fix="write a shorter plan: fewer steps, short tasks, no repeated steps",
+                )
+            ], json.dumps({"steps": steps})
+        return [
+            Problem(message=f"the reply is not a plan ({'; '.join(exc.errors[:5])})", fix="answer with a JSON plan")
+        ], exc.raw
+
+    def _timed_out(self, guard: RepetitionGuard, limit: float) -> tuple[list[Problem], str]:
+        steps = complete_steps(_last_step_end(guard.seen)) if guard.seen else None
+        return [
+            Problem(
+                message=f"the reply took longer than {limit:g} s",
+                fix="write a shorter plan: fewer steps, short tasks, no repeated steps",
+            )
+        ], json.dumps({"steps": steps}) if steps else ""
+
+    def _leaks(self, draft: dict[str, Any], request: str) -> list[Problem]:
+        """Texts of the worked example that turned up in a plan although the request never said them."""
+        if self.example is None:
+            return []
+        text = json.dumps(draft)
+        return [
+            Problem(message=f"the plan copies the example's {marker!r}", fix="use only values from the request")
+            for marker in self.example.markers
+            if marker in text and marker not in request
+        ]
 
 
 def _refused_tools(plan: Plan, catalog: Catalog) -> list[Problem]:
@@ -144,16 +346,6 @@ def _refused_tools(plan: Plan, catalog: Catalog) -> list[Problem]:
         )
         for step in plan.steps
         if step.tool is not None and not catalog.agent(step.agent).tool(step.tool).planner_may_call
-    ]
-
-
-def _leaks(draft: dict[str, object], request: str) -> list[Problem]:
-    """Texts of the worked example that turned up in a plan although the request never said them."""
-    text = json.dumps(draft)
-    return [
-        Problem(message=f"the plan copies the example's {marker!r}", fix="use only values from the request")
-        for marker in _EXAMPLE_MARKERS
-        if marker in text and marker not in request
     ]
 
 
@@ -173,3 +365,45 @@ def as_written(reply: BaseModel, catalog: Catalog) -> dict[str, Any]:
         }
         step["args"] = {k: v for k, v in args.items() if not (v is None and k in optional)}
     return draft
+
+
+def _drop_unused_dependencies(draft: dict[str, Any]) -> list[str]:
+    """Remove from tool steps the `depends_on` entries whose results the step never uses (they only
+    serialise independent work); agent steps read their dependencies' results, so theirs stay."""
+    try:
+        plan = Plan.model_validate(draft)
+    except ValueError:
+        return []  # validation reports it
+    ids = {step.id for step in plan.steps}
+    notes = []
+    for raw, step in zip(draft.get("steps", []), plan.steps, strict=True):
+        if step.tool is None or not step.depends_on:
+            continue
+        used = step.references()
+        # Missing ids and self-dependencies stay for validation to report.
+        unused = [d for d in step.depends_on if d not in used and d in ids and d != step.id]
+        if unused:
+            raw["depends_on"] = [d for d in step.depends_on if d not in unused]
+            if not raw["depends_on"]:
+                del raw["depends_on"]
+            notes.append(
+                f"step {step.id}: removed depends_on {unused}: its arguments do not use "
+                f"{'that result' if len(unused) == 1 else 'those results'}"
+            )
+    return notes
+
+
+def _closed(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _last_step_end(text: str) -> str:
+    """The reply up to the end of its last complete step (a truncated reply ends mid-step)."""
+    for end in reversed([i + 1 for i, char in enumerate(text) if char == "}"]):
+        if complete_steps(text[:end]) is not None:
+            return text[:end]
+    return ""

@@ -38,8 +38,9 @@ def args_model(tool: ToolSpec, reference: str, name: str) -> type[BaseModel]:
     return create_model(name, __config__=_STRICT, **fields)
 
 
-def plan_draft_model(catalog: Catalog) -> type[BaseModel]:
-    """A plan whose steps are either one variant per (agent, tool) or an agent step with a task."""
+def plan_draft_model(catalog: Catalog, max_steps: int | None = None) -> type[BaseModel]:
+    """A plan whose steps are either one variant per (agent, tool) or an agent step with a task;
+    `max_steps` caps the step list (the grammar then cannot run past the plan limit)."""
     variants: list[type[BaseModel]] = []
     for agent in catalog.agents.values():
         for tool in agent.llm_tools:
@@ -66,7 +67,11 @@ def plan_draft_model(catalog: Catalog) -> type[BaseModel]:
         )
     )
     step = _union(variants)
-    return create_model("PlanDraft", __config__=_STRICT, steps=(list[step], Field(min_length=1)))  # type: ignore[valid-type]
+    return create_model(
+        "PlanDraft",
+        __config__=_STRICT,
+        steps=(list[step], Field(min_length=1, max_length=max_steps)),  # type: ignore[valid-type]
+    )
 
 
 def turn_model(agent: AgentSpec) -> type[BaseModel]:

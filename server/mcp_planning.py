@@ -35,9 +35,9 @@ PlanDocument = Annotated[
         '"Hello World"}}, {"id": 3, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": "$2"}, '
         '"depends_on": [1, 2]}]}. Each step: a unique positive `id`, an `agent`, and either `task` (natural '
         "language; the agent's LLM picks tools) or `tool` + `args` (called directly, no LLM; list_agents "
-        'gives the arguments). "$N" as a whole value is step N\'s result (typed); $N inside text is its text; '
-        '"$N.name" picks a field of an object result ("$1.temperature_c" of a weather step). `depends_on`: the steps a '
-        "step waits for.",
+        'gives the arguments). "$N" as a whole value is step N\'s result (typed); ${N} inside text is its text; '
+        '"$N.name" picks a field of an object result ("$1.temperature_c" of a weather step); any other "$" is '
+        'literal ("$10"). `depends_on`: the steps a step waits for.',
     ),
 ]
 

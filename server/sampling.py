@@ -20,7 +20,7 @@ from mcp.types import SamplingMessage, TextContent
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from agents.llm import Completion, LLMError, Message, Usage
-from agents.llm.protocol import T
+from agents.llm.protocol import Generation, T
 from agents.llm.structured import complete_with_repair, with_schema_instructions
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,19 @@ class SamplingLLM:
         self._ctx = ctx
         self._max_tokens = max_tokens
 
-    async def complete(self, messages: Sequence[Message], output: type[T], *, role: str = "default") -> Completion[T]:
-        return await complete_with_repair(self._call, with_schema_instructions(messages, output), output)
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        output: type[T],
+        *,
+        role: str = "default",
+        generation: Generation | None = None,
+    ) -> Completion[T]:
+        """`generation`: its repair rounds apply; the client's model picks its own sampling."""
+        rounds = generation.repair_rounds if generation is not None else None
+        return await complete_with_repair(
+            self._call, with_schema_instructions(messages, output), output, repair_rounds=rounds
+        )
 
     async def _call(self, messages: Sequence[Message]) -> tuple[str, Usage]:
         system = "\n\n".join(m.content for m in messages if m.role == "system") or None

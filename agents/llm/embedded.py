@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from agents.llm.errors import LLMError, LLMNotConfiguredError
 from agents.llm.model_file import MODEL_FILENAME, ModelSource, ensure_model_file, packaged_source
 from agents.llm.prompt_cache import PromptCache
-from agents.llm.protocol import Completion, Message, T, Usage
+from agents.llm.protocol import Completion, Generation, Message, T, Usage
 from agents.llm.structured import complete_with_repair
 
 log = logging.getLogger(__name__)
@@ -126,25 +126,42 @@ class EmbeddedLLM:
             )
         return self.model_path
 
-    async def complete(self, messages: Sequence[Message], output: type[T], *, role: str = "default") -> Completion[T]:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        output: type[T],
+        *,
+        role: str = "default",
+        generation: Generation | None = None,
+    ) -> Completion[T]:
+        """`generation`: temperature (default 0), max_tokens, stop and repair rounds all apply."""
         schema = grammar_schema(output)
         cancelled = threading.Event()
+        generation = generation or Generation()
 
         async def call(current: Sequence[Message]) -> tuple[str, Usage]:
-            # Abandon on cancel so a cancelled step returns at once; the generation it leaves
-            # behind is bounded by max_tokens, and one that has not started yet never will.
-            return await anyio.to_thread.run_sync(self._generate, current, schema, cancelled, abandon_on_cancel=True)
+            # Abandon on cancel so a cancelled step returns at once; a generation with `stop` ends
+            # at the next token, any other is bounded by max_tokens, and one that has not started
+            # yet never will.
+            return await anyio.to_thread.run_sync(
+                self._generate, current, schema, cancelled, generation, abandon_on_cancel=True
+            )
 
         try:
             # The grammar holds the reply to the schema; spelling the schema out in the prompt as well
             # would cost thousands of prompt tokens (minutes at one thread) and add nothing.
-            return await complete_with_repair(call, messages, output)
+            return await complete_with_repair(call, messages, output, repair_rounds=generation.repair_rounds)
         finally:
             cancelled.set()
 
     def _generate(
-        self, messages: Sequence[Message], schema: dict[str, Any], cancelled: threading.Event
+        self,
+        messages: Sequence[Message],
+        schema: dict[str, Any],
+        cancelled: threading.Event,
+        generation: Generation | None = None,
     ) -> tuple[str, Usage]:
+        generation = generation or Generation()
         loaded = self._load()
         grammar = self._grammar(schema)
         with loaded.lock:
@@ -152,7 +169,7 @@ class EmbeddedLLM:
                 return "", Usage()
             started = time.perf_counter()
             try:
-                reply = self._complete(loaded, messages, grammar)
+                reply = self._complete(loaded, messages, grammar, generation, cancelled)
             except ValueError as exc:  # e.g. "Requested tokens (9000) exceed context window of 8192"
                 raise LLMError(
                     f"The embedded model refused the request ({exc}); shorten the request or raise "
@@ -179,22 +196,35 @@ class EmbeddedLLM:
         )
         return raw, usage
 
-    def _complete(self, loaded: _LoadedModel, messages: Sequence[Message], grammar: str) -> dict[str, Any]:
+    def _complete(
+        self,
+        loaded: _LoadedModel,
+        messages: Sequence[Message],
+        grammar: str,
+        generation: Generation,
+        cancelled: threading.Event,
+    ) -> dict[str, Any]:
         """One constrained completion; the static prefix (the system message) comes from the prompt cache."""
         from llama_cpp.llama_grammar import LlamaGrammar
 
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        constraint = LlamaGrammar.from_string(grammar, verbose=False)
+        sampling: dict[str, Any] = {
+            "grammar": LlamaGrammar.from_string(grammar, verbose=False),
+            "temperature": 0.0 if generation.temperature is None else generation.temperature,
+            "max_tokens": generation.max_tokens or self.max_tokens,
+        }
         if loaded.prompts is None:
-            reply = loaded.llama.create_chat_completion(
-                messages=chat, grammar=constraint, temperature=0.0, max_tokens=self.max_tokens
-            )
+            if generation.stop is not None:
+                stream = loaded.llama.create_chat_completion(messages=chat, stream=True, **sampling)
+                return _streamed(loaded.llama, stream, generation.stop, cancelled, chat_chunks=True)
+            reply = loaded.llama.create_chat_completion(messages=chat, **sampling)
             return {"choices": [{"text": reply["choices"][0]["message"]["content"]}], "usage": reply.get("usage")}
         tokens, prefix_len, stop = loaded.prompts.tokens(loaded.llama, chat)
         loaded.cache.prepare(loaded.llama, tokens, prefix_len)
-        return loaded.llama.create_completion(
-            prompt=tokens, grammar=constraint, temperature=0.0, max_tokens=self.max_tokens, stop=stop
-        )
+        if generation.stop is not None:
+            stream = loaded.llama.create_completion(prompt=tokens, stop=stop, stream=True, **sampling)
+            return _streamed(loaded.llama, stream, generation.stop, cancelled, prompt_tokens=len(tokens))
+        return loaded.llama.create_completion(prompt=tokens, stop=stop, **sampling)
 
     def _grammar(self, schema: dict[str, Any]) -> str:
         """The GBNF grammar that holds replies to `schema`, made once per schema. Where llama.cpp
@@ -348,6 +378,32 @@ def _without_bounds(schema: Any) -> Any:
         for key, value in schema.items()
         if not (isinstance(value, int) and (key in _UPPER_BOUNDS or (key in _LOWER_BOUNDS and value > 4)))
     }
+
+
+def _streamed(
+    llama: Any,
+    stream: Any,
+    stop: Callable[[str], bool],
+    cancelled: threading.Event,
+    *,
+    chat_chunks: bool = False,
+    prompt_tokens: int | None = None,
+) -> dict[str, Any]:
+    """Read a streamed generation chunk by chunk, ending it early when `stop` says so or the call
+    was cancelled (closing the stream ends the generation); answers in the shape of a completion."""
+    text, tokens = "", 0
+    try:
+        for chunk in stream:
+            choice = chunk["choices"][0]
+            delta = (choice.get("delta", {}).get("content") if chat_chunks else choice.get("text")) or ""
+            tokens += 1
+            text += delta
+            if cancelled.is_set() or (delta and stop(text)):
+                break
+    finally:
+        stream.close()
+    prompt = max(llama.n_tokens - tokens, 0) if prompt_tokens is None else prompt_tokens
+    return {"choices": [{"text": text}], "usage": {"prompt_tokens": prompt, "completion_tokens": tokens}}
 
 
 def _route_llama_logs(llama_cpp: Any) -> None:

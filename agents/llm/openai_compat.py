@@ -26,7 +26,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from agents.llm.errors import LLMError, LLMTransientError
-from agents.llm.protocol import Completion, Message, T, Usage
+from agents.llm.protocol import Completion, Generation, Message, T, Usage
 from agents.llm.structured import complete_with_repair, with_schema_instructions
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,23 @@ class OpenAICompatLLM:
     def base_url(self) -> str:
         return self.config.base_url or DEFAULT_BASE_URL
 
-    async def complete(self, messages: Sequence[Message], output: type[T], *, role: str = "default") -> Completion[T]:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        output: type[T],
+        *,
+        role: str = "default",
+        generation: Generation | None = None,
+    ) -> Completion[T]:
+        """`generation`: temperature, max_tokens and repair rounds apply; `stop` does not (the server
+        generates the whole reply)."""
         model = self.config.model_for(role)
+        generation = generation or Generation()
 
         async def call(current: Sequence[Message]) -> tuple[str, Usage]:
-            return await self._call(current, output, model)
+            return await self._call(current, output, model, generation)
 
-        return await complete_with_repair(call, messages, output)
+        return await complete_with_repair(call, messages, output, repair_rounds=generation.repair_rounds)
 
     async def aclose(self) -> None:
         """Nothing stays open between calls; kept so callers may close any LLM alike."""
@@ -150,7 +160,9 @@ class OpenAICompatLLM:
             max_retries=0,  # retries are ours: each attempt is counted and the step's deadline kept
         )
 
-    async def _call(self, messages: Sequence[Message], output: type[BaseModel], model: str) -> tuple[str, Usage]:
+    async def _call(
+        self, messages: Sequence[Message], output: type[BaseModel], model: str, generation: Generation
+    ) -> tuple[str, Usage]:
         """One model answer within the retry budget: every HTTP attempt counts as a call in usage,
         failed ones too; transient failures are retried while attempts and time are left."""
         usage = Usage()
@@ -159,7 +171,7 @@ class OpenAICompatLLM:
             timeout = self._attempt_timeout(model, usage)
             started = time.perf_counter()
             try:
-                raw, tokens = await self._attempt(messages, output, model, timeout)
+                raw, tokens = await self._attempt(messages, output, model, timeout, generation)
             except _Failure as failure:
                 usage = usage + Usage(calls=1, latency_s=time.perf_counter() - started)
                 if not failure.transient:
@@ -204,7 +216,7 @@ class OpenAICompatLLM:
         return anyio.current_effective_deadline() - anyio.current_time() - _DEADLINE_MARGIN_S >= seconds
 
     async def _attempt(
-        self, messages: Sequence[Message], output: type[BaseModel], model: str, limit_s: float
+        self, messages: Sequence[Message], output: type[BaseModel], model: str, limit_s: float, generation: Generation
     ) -> tuple[str, Usage]:
         """One HTTP request; every way it can fail becomes a _Failure."""
         structured = self._json_schema_supported
@@ -227,6 +239,7 @@ class OpenAICompatLLM:
                     model=model,
                     messages=[_wire_message(m) for m in wire],
                     response_format=response_format,
+                    **_sampling(generation),
                 )
                 body = response.http_response.content
                 content_type = response.headers.get("content-type", "")
@@ -234,7 +247,7 @@ class OpenAICompatLLM:
             if structured and _rejects_json_schema(exc):
                 log.info("%s rejected json_schema output; using json_object from now on", self.base_url)
                 self._json_schema_supported = False
-                return await self._attempt(messages, output, model, limit_s)
+                return await self._attempt(messages, output, model, limit_s, generation)
             raise self._failure(exc) from exc
         except openai.APIError as exc:
             raise self._failure(exc, limit_s) from exc
@@ -372,3 +385,13 @@ def _schema_name(output: type[BaseModel]) -> str:
 def _rejects_json_schema(exc: openai.BadRequestError) -> bool:
     text = f"{exc.message} {exc.body}".lower()
     return any(hint in text for hint in _FORMAT_REJECTION_HINTS)
+
+
+def _sampling(generation: Generation) -> dict[str, Any]:
+    """The request's sampling settings: only those the caller set (the server's defaults otherwise)."""
+    settings: dict[str, Any] = {}
+    if generation.temperature is not None:
+        settings["temperature"] = generation.temperature
+    if generation.max_tokens is not None:
+        settings["max_tokens"] = generation.max_tokens
+    return settings

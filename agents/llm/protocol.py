@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from planning.usage import Usage
 
-__all__ = ["LLM", "Completion", "Message", "T", "Usage"]
+__all__ = ["LLM", "Completion", "Generation", "Message", "T", "Usage"]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -21,6 +22,23 @@ class Message(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     content: str
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How to generate one reply. Each implementation applies what it can and says so; None keeps
+    the implementation's default.
+
+    `stop` sees the reply text so far (the embedded model calls it as tokens arrive) and ends the
+    generation when it returns True: the cut reply then fails validation like any truncated one.
+    `repair_rounds` bounds the schema-repair rounds inside the call (callers that repair
+    themselves pass 0).
+    """
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: Callable[[str], bool] | None = None
+    repair_rounds: int | None = None
 
 
 class Completion(BaseModel, Generic[T]):
@@ -41,5 +59,10 @@ class LLM(Protocol):
     name: str
 
     async def complete(
-        self, messages: Sequence[Message], output: type[T], *, role: str = "default"
+        self,
+        messages: Sequence[Message],
+        output: type[T],
+        *,
+        role: str = "default",
+        generation: Generation | None = None,
     ) -> Completion[T]: ...

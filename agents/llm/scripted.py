@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 import pydantic_core
 from pydantic import BaseModel
 
-from agents.llm.protocol import Completion, Message, T, Usage
+from agents.llm.protocol import Completion, Generation, Message, T, Usage
 from agents.llm.structured import parse_reply
 
 # What a script may answer: an object, a dict or JSON text; all are validated against `output`.
@@ -26,6 +26,7 @@ class ScriptedCall:
     messages: tuple[Message, ...]
     output: str
     role: str
+    generation: Generation | None = None
 
 
 class ScriptExhaustedError(AssertionError):
@@ -39,7 +40,8 @@ class ScriptedLLM:
     used in order, where an Exception instance is raised instead of answered. Replies are validated
     against `output` like a real model's, so a bad one raises LLMOutputError (there is no repair
     round: one scripted reply is one call). Every call is recorded in `calls`; usage counts one call
-    and len(text) // 4 tokens each way.
+    and len(text) // 4 tokens each way. A `generation.stop` sees the reply up to each `}` and `,`,
+    as a streaming model's would, and cuts it where it says so.
     """
 
     def __init__(
@@ -61,10 +63,21 @@ class ScriptedLLM:
         """How many queued replies are left (0 in function mode)."""
         return len(self._queue)
 
-    async def complete(self, messages: Sequence[Message], output: type[T], *, role: str = "default") -> Completion[T]:
-        self.calls.append(ScriptedCall(messages=tuple(messages), output=output.__name__, role=role))
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        output: type[T],
+        *,
+        role: str = "default",
+        generation: Generation | None = None,
+    ) -> Completion[T]:
+        self.calls.append(
+            ScriptedCall(messages=tuple(messages), output=output.__name__, role=role, generation=generation)
+        )
         reply = await self._next_reply(messages, output, role)
         raw = _to_json(reply)
+        if generation is not None and generation.stop is not None:
+            raw = _cut(raw, generation.stop)
         prompt_chars = sum(len(message.content) for message in messages)
         usage = Usage(calls=1, prompt_tokens=prompt_chars // 4, completion_tokens=len(raw) // 4)
         return Completion(value=parse_reply(raw, output, usage), usage=usage)
@@ -91,3 +104,10 @@ def _to_json(reply: ScriptedReply) -> str:
     if isinstance(reply, BaseModel):
         return reply.model_dump_json()
     return pydantic_core.to_json(reply).decode()
+
+
+def _cut(raw: str, stop: Callable[[str], bool]) -> str:
+    for end, char in enumerate(raw, start=1):
+        if char in "},]" and stop(raw[:end]):
+            return raw[:end]
+    return raw

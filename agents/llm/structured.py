@@ -54,16 +54,20 @@ def with_schema_instructions(messages: Sequence[Message], output: type[BaseModel
     return result
 
 
-async def complete_with_repair(call: RawCall, messages: Sequence[Message], output: type[T]) -> Completion[T]:
+async def complete_with_repair(
+    call: RawCall, messages: Sequence[Message], output: type[T], *, repair_rounds: int | None = None
+) -> Completion[T]:
     """Call the model, validate the reply, and on a validation failure ask once more with the errors.
 
     The failed reply and its errors go back to the model as an assistant/user pair, the pattern that
     lets a model correct itself (pydantic-ai's ModelRetry). Usage adds up over both calls, and an
     LLMError raised by a call carries the usage of the calls before it too.
+    `repair_rounds` (default REPAIR_ROUNDS) 0: one call, no repair (for callers that repair themselves).
     """
+    rounds = REPAIR_ROUNDS if repair_rounds is None else repair_rounds
     current = list(messages)
     usage = Usage()
-    for round_ in range(REPAIR_ROUNDS + 1):
+    for round_ in range(rounds + 1):
         try:
             raw, call_usage = await call(current)
         except LLMError as exc:
@@ -73,7 +77,7 @@ async def complete_with_repair(call: RawCall, messages: Sequence[Message], outpu
         try:
             value = parse_reply(raw, output, usage)
         except LLMOutputError as exc:
-            if round_ == REPAIR_ROUNDS:
+            if round_ == rounds:
                 raise
             current = [*current, Message(role="assistant", content=raw), repair_request(exc)]
             continue

@@ -1,10 +1,13 @@
 import json
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
+import anyio
 import pytest
-from pydantic import JsonValue
+from pydantic import Field, JsonValue
 
 from agents.llm import ScriptedLLM
-from agents.planner import EXAMPLE_PLAN, Planner, PlanningError, system_prompt
+from agents.planner import EXAMPLE_PLAN, TEMPERATURES, Planner, PlanningError, system_prompt
 from agents.schemas import plan_draft_model
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.plan import Plan
@@ -72,13 +75,25 @@ async def test_validation_errors_go_back_to_the_model_until_the_plan_is_valid(ca
 
 async def test_the_planner_gives_up_after_its_repair_rounds_with_every_problem(catalog: Catalog) -> None:
     bad = {"steps": [{"id": 1, "agent": "math", "task": "x", "depends_on": [7]}]}
-    llm = ScriptedLLM([bad, bad, bad])
+    worse = {"steps": [{"id": 1, "agent": "math", "task": "x", "depends_on": [8]}]}
+    worst = {"steps": [{"id": 1, "agent": "math", "task": "x", "depends_on": [9]}]}
+    llm = ScriptedLLM([bad, worse, worst])
 
-    with pytest.raises(PlanningError, match="depends on step 7, which does not exist") as caught:
+    with pytest.raises(PlanningError, match="depends on step 9, which does not exist") as caught:
         await Planner(llm, catalog, PlanLimits(), repair_rounds=2).plan("do x")
 
     assert len(llm.calls) == 3
     assert "write the plan yourself" in str(caught.value)
+
+
+async def test_a_repair_round_that_answers_the_same_plan_again_ends_the_rounds(catalog: Catalog) -> None:
+    bad = {"steps": [{"id": 1, "agent": "math", "task": "x", "depends_on": [7]}]}
+    llm = ScriptedLLM([bad, bad, GOOD_PLAN])
+
+    with pytest.raises(PlanningError, match="the model answered the same plan again"):
+        await Planner(llm, catalog, PlanLimits(), repair_rounds=2).plan("do x")
+
+    assert len(llm.calls) == 2
 
 
 async def test_a_plan_that_copies_the_worked_example_is_sent_back(catalog: Catalog) -> None:
@@ -94,7 +109,7 @@ def test_the_prompt_lists_every_agent_and_tool_signature(catalog: Catalog) -> No
     prompt = system_prompt(catalog)
 
     assert "- math: Arithmetic" in prompt
-    assert "multiply(a: int | number, b: int | number)" in prompt
+    assert "multiply(a: number, b: number)" in prompt
     assert "word_count(text: str)" in prompt
 
 
@@ -113,7 +128,208 @@ async def test_a_reply_that_is_not_a_plan_at_all_is_repaired_too(catalog: Catalo
 
     assert result.rounds == 2
     assert result.plan.model_dump(exclude_defaults=True) == GOOD_PLAN
-    assert "That is not a valid plan" in llm.calls[1].messages[-1].content
+    assert "the reply is not a plan" in llm.calls[1].messages[-1].content
+
+
+# --- bounded planning, repair that moves, plans as written ---------------------------------------
+
+
+def _json(plan: Mapping[str, object]) -> str:
+    return json.dumps(plan)
+
+
+async def test_a_reply_that_repeats_its_steps_is_cut_while_generated_and_sent_back(catalog: Catalog) -> None:
+    looping = {"steps": [dict(s, id=i + 1) for i, s in enumerate([*GOOD_PLAN["steps"][:2]] * 6)]}
+    llm = ScriptedLLM([_json(looping), GOOD_PLAN])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan(SEED_REQUEST)
+
+    assert result.rounds == 2
+    assert result.plan.model_dump(exclude_defaults=True) == GOOD_PLAN
+    assert json.loads(llm.calls[1].messages[-2].content) == {"steps": looping["steps"][:2]}
+    feedback = llm.calls[1].messages[-1].content
+    assert "the reply repeated steps 1-2 again and again; it was cut after step 2" in feedback
+
+
+async def test_a_reply_cut_at_its_length_limit_is_a_repair_round(catalog: Catalog) -> None:
+    text = _json(GOOD_PLAN)
+    cut = text[: text.index('{"id": 3') + 20]
+    llm = ScriptedLLM([cut, GOOD_PLAN])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan(SEED_REQUEST)
+
+    assert result.rounds == 2
+    assert json.loads(llm.calls[1].messages[-2].content) == {"steps": GOOD_PLAN["steps"][:2]}
+    assert "cut off at its length limit after 2 complete step(s)" in llm.calls[1].messages[-1].content
+
+
+async def test_a_planning_call_over_its_time_budget_is_a_repair_round(catalog: Catalog) -> None:
+    answered = []
+
+    async def slow_then_good(messages: object, output: object, role: str) -> Mapping[str, object]:
+        if not answered:
+            answered.append(1)
+            await anyio.sleep_forever()
+        return GOOD_PLAN
+
+    llm = ScriptedLLM(slow_then_good)
+
+    result = await Planner(llm, catalog, PlanLimits(), call_timeout_s=0.05).plan(SEED_REQUEST)
+
+    assert result.rounds == 2
+    assert "the reply took longer than 0.05 s" in llm.calls[1].messages[-1].content
+
+
+async def test_the_whole_planning_phase_has_a_time_budget(catalog: Catalog) -> None:
+    async def never(messages: object, output: object, role: str) -> dict[str, object]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    with anyio.fail_after(10):
+        with pytest.raises(PlanningError, match=r"within its time budget of 0\.2 s"):
+            await Planner(
+                ScriptedLLM(never), catalog, PlanLimits(), repair_rounds=50, call_timeout_s=0.05, total_timeout_s=0.2
+            ).plan("x")
+
+
+async def test_each_repair_round_samples_differently_and_needs_no_inner_repair(catalog: Catalog) -> None:
+    bad = {"steps": [{"id": 1, "agent": "math", "task": "x", "depends_on": [7]}]}
+    worse = {"steps": [{"id": 1, "agent": "math", "task": "x", "depends_on": [8]}]}
+    llm = ScriptedLLM([bad, worse, GOOD_PLAN])
+
+    await Planner(llm, catalog, PlanLimits()).plan(SEED_REQUEST)
+
+    generations = [call.generation for call in llm.calls]
+    assert [g.temperature for g in generations if g] == list(TEMPERATURES)
+    assert {g.repair_rounds for g in generations if g} == {0}
+    assert all(g and g.max_tokens for g in generations)
+
+
+async def test_a_schema_invalid_reply_is_quoted_back_to_the_model(catalog: Catalog) -> None:
+    llm = ScriptedLLM(['{"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"x": 10}}]}', GOOD_PLAN])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan(SEED_REQUEST)
+
+    assert result.rounds == 2
+    assert "the reply is not a plan" in llm.calls[1].messages[-1].content
+
+
+async def test_dependencies_a_tool_step_does_not_use_are_removed_with_a_note(catalog: Catalog) -> None:
+    draft = {
+        "steps": [
+            {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}},
+            {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": "Hello World"}, "depends_on": [1]},
+            {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 2}, "depends_on": [1, 2]},
+            {"id": 4, "agent": "math", "task": "think about it", "depends_on": [3]},
+        ]
+    }
+    result = await Planner(ScriptedLLM([draft]), catalog, PlanLimits()).plan("x")
+
+    assert [s.depends_on for s in result.plan.steps] == [[], [], [1], [3]]
+    assert result.plan.notes == [
+        "step 2: removed depends_on [1]: its arguments do not use that result",
+        "step 3: removed depends_on [2]: its arguments do not use that result",
+    ]
+
+
+async def test_the_plan_keeps_what_the_model_wrote_without_declared_defaults() -> None:
+    tools = tuple(ToolSpec.from_function(f) for f in (string.letter_count, string.concat, string.upper))
+    catalog = Catalog([AgentSpec(name="string", description="Text", tools=tools)])
+    reply = {
+        "steps": [
+            {"id": 1, "agent": "string", "tool": "letter_count", "args": {"text": "banana", "letter": None}},
+            {"id": 2, "agent": "string", "tool": "concat", "args": {"parts": ["a", "b"]}},
+            {"id": 3, "agent": "string", "tool": "upper", "args": {"text": "$10 off"}},
+        ]
+    }
+    result = await Planner(ScriptedLLM([reply]), catalog, PlanLimits()).plan("count letters in banana; join a b")
+
+    assert [s.args for s in result.plan.steps] == [{"text": "banana"}, {"parts": ["a", "b"]}, {"text": "$10 off"}]
+
+
+async def test_a_tool_parameter_with_a_leading_underscore_goes_through_planning_unchanged() -> None:
+    def route(_from: str, to: str) -> str:
+        """A route between two cities."""
+        return f"{_from}->{to}"
+
+    catalog = Catalog([AgentSpec(name="travel", description="Trips", tools=(ToolSpec.from_function(route),))])
+    reply = {"steps": [{"id": 1, "agent": "travel", "tool": "route", "args": {"_from": "Oslo", "to": "Rome"}}]}
+    planner = Planner(ScriptedLLM([reply]), catalog, PlanLimits())
+
+    result = await planner.plan("route from Oslo to Rome")
+
+    assert result.plan.steps[0].args == {"_from": "Oslo", "to": "Rome"}
+    assert "route(_from: str, to: str)" in planner.prompt
+    assert '"_from"' in json.dumps(planner.output.model_json_schema())
+
+
+def test_the_reply_schema_caps_the_steps_at_the_plan_limit(catalog: Catalog) -> None:
+    schema = plan_draft_model(catalog, max_steps=7).model_json_schema()
+
+    assert schema["properties"]["steps"]["maxItems"] == 7
+
+
+def test_the_prompt_carries_each_parameters_documentation() -> None:
+    def forecast(
+        location: Annotated[str, Field(description="Place name, e.g. 'Paris, France'.")],
+        unit: Annotated[Literal["celsius", "fahrenheit"], Field(description="Temperature unit.")] = "celsius",
+        days: Annotated[int, Field(ge=1, le=16, description="Number of days, starting today.")] = 3,
+    ) -> str:
+        """Daily forecast for a place.
+
+        Long explanation that stays out of the prompt.
+        """
+        return location
+
+    catalog = Catalog([AgentSpec(name="weather", description="Weather", tools=(ToolSpec.from_function(forecast),))])
+    prompt = system_prompt(catalog)
+
+    assert 'forecast(location: str, unit: "celsius"|"fahrenheit" = "celsius", days: int 1..16 = 3)' in prompt
+    assert "location: Place name, e.g. 'Paris, France'; days: Number of days, starting today" in prompt
+    assert "Long explanation" not in prompt
+
+
+def test_the_prompt_names_no_agent_the_catalog_does_not_have() -> None:
+    def route(_from: str, to: str) -> str:
+        """A route between two cities."""
+        return _from
+
+    catalog = Catalog([AgentSpec(name="travel", description="Trips", tools=(ToolSpec.from_function(route),))])
+    prompt = system_prompt(catalog)
+
+    for absent in ("math", "string", "code agent", "word_count", "alpha beta gamma"):
+        assert absent not in prompt
+    assert '"agent": "travel", "tool": "route"' in prompt
+
+
+def test_a_long_catalog_is_summarised_and_the_request_brings_the_details_of_its_tools() -> None:
+    tools = []
+    for index in range(40):
+
+        def tool(amount: Annotated[int, Field(description=f"Amount in unit {index} " + "x" * 200)]) -> int:
+            return amount
+
+        tool.__doc__ = f"Tool number {index}."
+        tools.append(ToolSpec.from_function(tool, name=f"tool_{index}"))
+    tools.append(ToolSpec.from_function(lambda_route, name="convert_currency"))
+    catalog = Catalog([AgentSpec(name="many", description="Many tools", tools=tuple(tools))])
+    planner = Planner(ScriptedLLM([]), catalog, PlanLimits())
+
+    assert "convert_currency: Convert an amount between currencies" in planner.prompt
+    assert "Amount in unit" not in planner.prompt
+    message = planner.request_message("convert 20 dollars to currency EUR")
+    assert message.startswith("Tool details:\n- convert_currency(amount: number, _from: str, to: str)")
+    assert message.endswith("Request: convert 20 dollars to currency EUR\nPlan:")
+    assert system_prompt(catalog) == planner.prompt
+
+
+def lambda_route(
+    amount: Annotated[float, Field(description="The amount, in the source currency.")],
+    _from: Annotated[str, Field(description="ISO code, e.g. 'USD'.")],
+    to: str,
+) -> float:
+    """Convert an amount between currencies."""
+    return amount
 
 
 async def test_tools_that_change_things_are_refused_in_planner_written_plans(catalog: Catalog) -> None:

@@ -50,7 +50,7 @@ async def test_a_tool_plan_runs_on_flyte_and_its_results_and_timings_are_recorde
     plan = make_plan(
         {"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 3}},
         {"id": 2, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": 1.5}},
-        {"id": 3, "agent": "string", "tool": "concat", "args": {"a": "result: $2", "b": "!"}},
+        {"id": 3, "agent": "string", "tool": "concat", "args": {"a": "result: ${2}", "b": "!"}},
     )
     run = store.create_run(plan, request="compute")
 

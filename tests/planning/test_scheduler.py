@@ -149,7 +149,7 @@ async def test_a_failed_step_skips_its_dependents_transitively_while_independent
 async def test_a_run_in_which_no_step_succeeds_has_failed(catalog: Catalog) -> None:
     plan = make_plan(
         {"id": 1, "agent": "math", "tool": "fail", "args": {"message": "boom"}},
-        {"id": 2, "agent": "math", "task": "use $1"},
+        {"id": 2, "agent": "math", "task": "use ${1}"},
     )
 
     outcomes = await execute(plan, StepRunner(catalog))
@@ -162,7 +162,7 @@ async def test_a_run_in_which_no_step_succeeds_has_failed(catalog: Catalog) -> N
 async def test_a_crashing_step_runner_becomes_an_internal_failure_of_that_step_only(catalog: Catalog) -> None:
     plan = make_plan(
         {"id": 1, "agent": "math", "task": "crash"},
-        {"id": 2, "agent": "math", "task": "after $1"},
+        {"id": 2, "agent": "math", "task": "after ${1}"},
         {"id": 3, "agent": "math", "task": "fine"},
     )
 
@@ -391,7 +391,7 @@ async def test_a_whole_value_reference_reaches_the_tool_with_its_type(
 
 @pytest.mark.anyio
 async def test_a_reference_inside_a_string_reaches_the_tool_as_text(catalog: Catalog) -> None:
-    step = Step(id=3, agent="string", tool="concat", args={"a": "got $1 and $2", "b": " for $$1"})
+    step = Step(id=3, agent="string", tool="concat", args={"a": "got ${1} and ${2}", "b": " for $1"})
 
     assert await StepRunner(catalog)(step, {1: [1, 2], 2: "x"}) == ok("got [1, 2] and x for $1")
 
@@ -438,7 +438,7 @@ async def test_an_agent_step_gets_its_task_with_results_substituted_and_its_inpu
         calls.append((agent.name, task, inputs))
         return AgentResult(value=42, summary="doubled 21", usage=usage)
 
-    outcome = await StepRunner(catalog, run_agent=run_agent)(Step(id=2, agent="math", task="Double $1"), {1: 21})
+    outcome = await StepRunner(catalog, run_agent=run_agent)(Step(id=2, agent="math", task="Double ${1}"), {1: 21})
 
     assert calls == [("math", "Double 21", {1: 21})]
     assert outcome == StepOutcome(status=StepStatus.SUCCEEDED, result=42, summary="doubled 21", usage=usage)

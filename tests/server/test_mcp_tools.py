@@ -675,7 +675,7 @@ async def test_resume_run_reruns_only_the_steps_that_did_not_succeed(
     plan = {
         "steps": [
             {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 6, "b": 7}},
-            {"id": 2, "agent": "gate", "tool": "flaky", "args": {"label": "after $1"}},
+            {"id": 2, "agent": "gate", "tool": "flaky", "args": {"label": "after ${1}"}},
         ]
     }
     async with Client(make_server(), mode=mode) as client:
