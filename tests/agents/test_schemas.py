@@ -44,6 +44,15 @@ def test_parameters_take_values_of_their_type_or_step_references(catalog: Catalo
         draft.model_validate({"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": "ten", "b": 2}}]})
 
 
+def test_parameters_also_take_explicit_references_but_no_other_dollar_text(catalog: Catalog) -> None:
+    draft = plan_draft_model(catalog)
+    step = {"id": 2, "agent": "math", "tool": "add", "args": {"a": "${1}", "b": "${1.total}"}}
+
+    assert draft.model_validate({"steps": [step]}).model_dump(mode="json", exclude_unset=True) == {"steps": [step]}
+    with pytest.raises(ValidationError):
+        draft.model_validate({"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": "$1 off", "b": 2}}]})
+
+
 def test_agent_turns_may_reference_earlier_calls(catalog: Catalog) -> None:
     turn = turn_model(catalog.agent("math"))
 
@@ -58,7 +67,11 @@ def test_every_reply_schema_converts_to_a_grammar_llama_cpp_can_parse(catalog: C
     pytest.importorskip("llama_cpp")
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    models = [plan_draft_model(catalog), *(turn_model(agent) for agent in catalog.agents.values())]
+    models = [
+        plan_draft_model(catalog),
+        plan_draft_model(catalog, max_steps=100),
+        *(turn_model(agent) for agent in catalog.agents.values()),
+    ]
     for model in models:
         grammar = json_schema_to_gbnf(json.dumps(grammar_schema(model)))
         # llama.cpp's GBNF parser (C side, at sampling time) knows only these escapes; anything else
