@@ -230,7 +230,7 @@ class EmbeddedLLM:
         """The GBNF grammar that holds replies to `schema`, made once per schema. Where llama.cpp
         cannot convert the schema, replies are held to JSON only, and only validation (and its
         repair round) guards them."""
-        text = json.dumps(schema, sort_keys=True)
+        text = json.dumps(schema)  # in field order: keys are written in it (tool before args)
         grammar = self._grammars.get(text)
         if grammar is None:
             from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf

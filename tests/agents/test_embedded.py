@@ -165,6 +165,17 @@ def test_llama_cpp_accepts_the_grammars_of_the_planner_and_every_agent(pytestcon
     assert refused == []
 
 
+@needs_llama_cpp
+def test_the_grammar_has_the_model_write_keys_in_field_order(tmp_path):
+    # A planner step's tool is chosen before its arguments; in alphabetical order the model wrote
+    # "args" first and the arguments it had written then decided the tool.
+    llm = EmbeddedLLM(tmp_path / "model.gguf")
+    grammar = llm._grammar(grammar_schema(Plan)).splitlines()
+
+    step = next(line for line in grammar if line.startswith("Step ::="))
+    assert step.index("Step-id-kv") < step.index("Step-agent-kv") < step.index("Step-task-kv")
+
+
 # The real model runs in a child process: a crash inside llama.cpp then fails this test instead of
 # killing the test session, and the child's stdout can be checked byte for byte. While the model
 # loads and answers, a thread writes markers to stdout, as an MCP stdio server writes messages:
