@@ -703,7 +703,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.accuracy", description=(__doc__ or "").split("\n", 1)[0]
+    )
     parser.add_argument("--smoke", action="store_true", help="three cases (CI)")
     parser.add_argument("--only", choices=["builtin", "foreign"], help="one catalog's cases")
     parser.add_argument("--category", help="one category's cases")
