@@ -53,15 +53,17 @@ def test_a_hung_llm_server_is_given_up_on_within_the_timeout_budget(tmp_path: Pa
     assert planned.stderr.count("retry") >= ATTEMPTS - 1
 
 
-def test_replies_that_are_no_plan_end_in_a_planning_error_after_the_repair_rounds(tmp_path: Path) -> None:
+def test_replies_that_are_no_plan_end_in_a_planning_error_once_a_reply_repeats(tmp_path: Path) -> None:
     with fake_llm([chat({"steps": "none"})]) as server:
         planned = cli(tmp_path, "plan", REQUEST, llm_url=server.url)
 
     assert planned.returncode == 1
     assert "Traceback" not in planned.stderr
     assert "could not make a valid plan" in planned.stderr
-    # Three planner rounds, each one call and one repair call.
-    assert server.count == 6
+    # The planner repairs (one call per round, no inner repair call); the second round answers the
+    # same reply again, which ends the rounds.
+    assert "answered the same plan again" in planned.stderr
+    assert server.count == 2
 
 
 def test_a_failed_synthesis_keeps_the_steps_and_never_runs_a_succeeded_step_again(tmp_path: Path) -> None:
