@@ -12,7 +12,9 @@ server's loop or a CLI's. So every session lives on one loop of its own, in a th
 `McpServers`, and calls from any loop are handed to it (`asyncio.run_coroutine_threadsafe`);
 cancelling a call's caller cancels the call there. A session is opened at startup (or, with
 `"start": "lazy"`, after the tools were listed, on the first call), shared by concurrent calls,
-reopened after the server crashed (with backoff) and closed by `McpServers.close()`.
+reopened after the server crashed (with backoff) and closed by `McpServers.close()`. Before a call
+to a stdio server a ping checks that it still lives, so a server that died while idle is restarted
+before the call is sent rather than failing it.
 
 A stdio server's environment is only what its entry lists, plus PATH and the few login variables the
 MCP SDK always passes (HOME, USER, LOGNAME, SHELL, TERM): none of planner-mcp's keys or settings.
@@ -26,6 +28,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,7 +38,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import CallToolResult, TextContent, Tool
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
@@ -190,9 +193,10 @@ class _Session:
 
     async def _keep(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
         """Hold the session open (entered and left in this one task, as the SDK requires) until `stop`."""
+        mine: Client | None = None
         try:
             async with self._transport() as transport, Client(transport) as client:
-                self.client = client
+                self.client = mine = client
                 ready.set_result(client)
                 await stop.wait()
         except asyncio.CancelledError:
@@ -203,7 +207,8 @@ class _Session:
             else:
                 logger.warning("MCP server %r: session ended: %s", self.name, _describe(exc))
         finally:
-            self.client = None
+            if self.client is mine:  # not a newer session's
+                self.client = None
 
     @asynccontextmanager
     async def _transport(self) -> AsyncIterator[Any]:
@@ -235,11 +240,17 @@ class _Session:
                 pass
         self._keeper = None
 
-    async def crashed(self, reason: str) -> None:
-        """The server went away mid-session: close what is left; the next call starts it again."""
-        logger.warning("MCP server %r %s; it restarts on the next call", self.name, reason)
-        await self.close()
-        await self._failed(reason)
+    async def crashed(self, reason: str, client: Client | None = None) -> None:
+        """The server went away mid-session: close what is left; the next call starts it again.
+
+        `client`: the session the caller saw fail; if it is gone already, another call handled this
+        crash (and the session may be a new one, which is left alone)."""
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:  # never while `open` starts a new session
+            if client is not None and self.client is not client:
+                return
+            logger.warning("MCP server %r %s; it restarts on the next call", self.name, reason)
+            await self._failed(reason)
 
     async def _failed(self, reason: str) -> None:
         await self.close()
@@ -336,6 +347,8 @@ class McpServers:
     async def _call(self, name: str, tool: str, arguments: dict[str, JsonValue], *, retry_safe: bool) -> JsonValue:
         session = self._sessions[name]
         client = await session.open()
+        if session.entry.transport == "stdio":
+            client = await self._alive(session, client)
         timeout = session.entry.timeout_s
         try:
             async with asyncio.timeout(timeout):
@@ -345,7 +358,7 @@ class McpServers:
         except MCPError as exc:
             if exc.code != _CONNECTION_CLOSED:
                 raise ToolError(f"{name}.{tool} was refused by the server: {_cut(exc.message)}") from None
-            await session.crashed("exited during a call")
+            await session.crashed("exited during a call", client)
             if retry_safe:  # read-only or idempotent: calling it again cannot do anything twice
                 raise TransientToolError(f"MCP server {name!r} exited during the call to {tool!r}") from None
             raise ToolError(
@@ -354,6 +367,23 @@ class McpServers:
             ) from None
         session.succeeded()
         return tool_result(name, tool, result)
+
+    async def _alive(self, session: _Session, client: Client) -> Client:
+        """`client`, or a new session if the server exited since its last call (a ping tells, in well
+        under a millisecond over stdio): a call is sent only to a live server, so a server killed
+        while idle costs no failed step, not even of a tool that must not run twice."""
+        try:
+            async with asyncio.timeout(session.entry.startup_timeout_s):
+                with warnings.catch_warnings():  # deprecated in the 2026 era, still answered or refused
+                    warnings.simplefilter("ignore", MCPDeprecationWarning)
+                    await client.send_ping()
+        except MCPError as exc:
+            if exc.code != _CONNECTION_CLOSED:
+                return client  # it answers, if not to pings
+        except TimeoutError:
+            return client  # busy; the call has its own timeout
+        await session.crashed("exited while idle", client)
+        return await session.open()
 
     def close(self) -> None:
         """Close every session (stopping stdio servers) and the owner loop; safe to call twice."""

@@ -198,6 +198,21 @@ async def test_a_server_killed_from_outside_fails_the_call_in_flight_and_serves_
     assert await fixture.tool("echo").call({"text": "back"}) == {"result": "back"}
 
 
+async def test_a_server_killed_while_idle_is_restarted_before_the_next_call_reaches_it(catalog: Catalog) -> None:
+    fixture = catalog.agent("fixture")
+    pid = await fixture.tool("pid").call({})
+    assert isinstance(pid, dict)
+    child = pid["result"]
+    assert isinstance(child, int)
+    os.kill(child, signal.SIGKILL)
+    assert _wait_until(lambda: not _alive(child), 10)
+
+    # Even a tool that must not run twice: the call goes only to a live server.
+    assert await fixture.tool("delete_everything").call({}) == {"result": "deleted"}
+    after = await fixture.tool("pid").call({})
+    assert isinstance(after, dict) and after["result"] != child
+
+
 async def test_closing_the_catalog_stops_the_server_processes(tmp_path: Path) -> None:
     catalog = build_catalog(Settings(home=tmp_path, servers=servers_file(tmp_path, {"fixture": fixture_entry()})))
     pid = await catalog.agent("fixture").tool("pid").call({})
@@ -424,6 +439,16 @@ def test_a_servers_file_that_cannot_be_used_is_refused_with_the_fix(
 def test_a_server_named_like_a_built_in_agent_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ServersConfigError, match=r"server name\(s\) \['math'\] are taken by built-in agents"):
         build_catalog(Settings(home=tmp_path, servers=servers_file(tmp_path, {"math": fixture_entry()})))
+
+
+def test_the_readme_shows_the_example_servers_file_and_it_is_usable() -> None:
+    example = ROOT / "examples" / "servers.json"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Specialists from your MCP servers") :]
+    shown = section[section.index("```json") + len("```json") : section.index("```", section.index("```json") + 7)]
+
+    assert json.loads(shown) == json.loads(example.read_text(encoding="utf-8"))
+    assert list(read_servers(example)) == ["time", "git", "files"]
 
 
 def test_disabled_entries_are_left_out(tmp_path: Path) -> None:
