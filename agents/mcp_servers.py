@@ -476,6 +476,7 @@ def _tool_spec(servers: McpServers, name: str, entry: ServerEntry, tool: Tool) -
         tool.input_schema,
         call,
         planner_may_call=not destructive or allowed,
+        destructive=destructive,  # allowed: a plan the planner writes with it waits for approval
     )
 
 

@@ -69,9 +69,14 @@ class ToolSpec:
     # False for tools that change or delete things and that no entry allowed: only plans written
     # by a person (not the planner, not an agent's LLM) may call them.
     planner_may_call: bool = True
+    # Changes or deletes something that cannot be taken back: a plan the planner wrote that uses it
+    # waits for a person's approval (planning.approval).
+    destructive: bool = False
 
     @classmethod
-    def from_function(cls, function: Callable[..., Any], name: str | None = None) -> ToolSpec:
+    def from_function(
+        cls, function: Callable[..., Any], name: str | None = None, *, destructive: bool = False
+    ) -> ToolSpec:
         name = name or function.__name__
         hints = typing.get_type_hints(function, include_extras=True)
         fields: dict[str, Any] = {}
@@ -90,7 +95,13 @@ class ToolSpec:
             __config__=ConfigDict(extra="forbid", title=f"{name} arguments", validate_by_name=False),
             **fields,
         )
-        return cls(name=name, description=inspect.getdoc(function) or "", function=function, args_model=args_model)
+        return cls(
+            name=name,
+            description=inspect.getdoc(function) or "",
+            function=function,
+            args_model=args_model,
+            destructive=destructive,
+        )
 
     def __post_init__(self) -> None:
         # Whoever built the args model, every parameter must reach the model under its own name:
@@ -123,6 +134,7 @@ class ToolSpec:
         function: Callable[[dict[str, JsonValue]], Awaitable[JsonValue]],
         *,
         planner_may_call: bool = True,
+        destructive: bool = False,
     ) -> ToolSpec:
         """A tool defined as other systems define them: a name (dots and dashes allowed, up to 128
         characters), a description and a JSON Schema of its arguments (raises ToolSchemaError)."""
@@ -133,6 +145,7 @@ class ToolSpec:
             args_model=args_model_from_schema(name, input_schema),
             input_schema=input_schema,
             planner_may_call=planner_may_call,
+            destructive=destructive,
         )
 
     def parameters_schema(self) -> dict[str, Any]:

@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from planning import flyte_setup
 from planning.answer import RunAnswer, plain_answer
+from planning.approval import approval_reason
 from planning.events import OnEvent, Phase, PhaseEvent, StepEvent
 from planning.flyte_env import PLAN_RETRIES, PLAN_TIMEOUT, STEP_RETRIES, STEP_TIMEOUT, agents_env, code_env, env
 from planning.ownership import this_process
 from planning.plan import Plan, Step
 from planning.records import AnswerSource, RunRecord, RunStatus, StepOutcome, StepRecord, StepStatus, Usage, now
+from planning.replanning import ReplanError, Replanner, replan_reason, replans_left
 from planning.scheduler import execute, run_status
 from planning.steps import StepRunner
 from planning.store import RunStore, StoreUnavailableError
@@ -55,6 +57,8 @@ class LocalRun:
     synthesize: Synthesize
     max_concurrency: int
     on_event: OnEvent = lambda event: None
+    replan: Replanner | None = None  # writes revisions of a plan whose steps failed (with a store only)
+    max_replans: int = 0  # revisions a run of a request may make when the run sets none itself
     cancel: Callable[[], object] | None = None  # set by run_plan once it runs
     cancel_requested: threading.Event = field(default_factory=threading.Event)
 
@@ -158,7 +162,12 @@ async def run_plan(request: str) -> str:
 async def _orchestrate(request: PlanRequest) -> RunResult:
     """With a store, every attempt of run_plan (a Flyte retry included) starts from the outcomes the
     store holds, so a step that succeeded never runs again. A store that cannot be written (disk
-    full) stops the run: it is recorded failed with the cause and no step is left `running`."""
+    full) stops the run: it is recorded failed with the cause and no step is left `running`.
+
+    With a store and a replanner, a run whose steps failed for good (or whose final results are
+    empty) gets a revised plan within its bound (planning.replanning) and runs on: the kept steps
+    count as done, the new ones run. A revision that needs a person's approval stops the run in
+    `awaiting_approval` (approving it resumes the run)."""
     run_id, plan = request.run_id, request.plan
     local = _context(run_id)
     store = local.store
@@ -167,6 +176,7 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
     total = len(plan.steps)
     done = len(succeeded)
     faults: list[StoreUnavailableError] = []
+    notes: list[str] = []  # why replanning did not help, for the run's error
     scope = anyio.CancelScope()
 
     def report(step: Step, status: StepStatus) -> None:
@@ -215,16 +225,29 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
         try:
             if local.cancel_requested.is_set():
                 raise asyncio.CancelledError
-            with scope:
-                outcomes = await execute(
-                    plan,
-                    one_step,
-                    succeeded=succeeded,
-                    on_started=on_started,
-                    on_finished=on_finished,
-                    max_concurrency=local.max_concurrency,
-                    agent_caps={a.name: a.max_concurrency for a in local.steps.catalog.agents.values()},
-                )
+            while True:
+                scope = anyio.CancelScope()  # a scope is entered once: one per version of the plan
+                with scope:
+                    outcomes = await execute(
+                        plan,
+                        one_step,
+                        succeeded=succeeded,
+                        on_started=on_started,
+                        on_finished=on_finished,
+                        max_concurrency=local.max_concurrency,
+                        agent_caps={a.name: a.max_concurrency for a in local.steps.catalog.agents.values()},
+                    )
+                if faults or store is None or local.replan is None:
+                    break
+                revised = await _revise(local, store, run_id, notes)
+                if revised is None:
+                    break
+                if revised.status is RunStatus.AWAITING_APPROVAL:
+                    return RunResult(status=RunStatus.AWAITING_APPROVAL)
+                plan, waves, total = revised.plan, revised.plan.waves(), len(revised.plan.steps)
+                succeeded = _stored_successes(store, run_id)
+                done = len(succeeded)
+                local.on_event(PhaseEvent(run_id=run_id, phase="steps", total=total))
         except asyncio.CancelledError:
             if faults:
                 raise faults[0] from None
@@ -244,7 +267,7 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
             )
         answer = await _synthesize(local, store.get_run(run_id))
         store.add_run_usage(run_id, answer.usage)
-        failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error]
+        failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error] + notes
         store.finish_run(
             run_id, status, answer=answer.text, answer_source=answer.source, error="; ".join(failures) or None
         )
@@ -252,6 +275,28 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
     except StoreUnavailableError as exc:
         assert store is not None
         return _stop_on_store_fault(store, run_id, exc)
+
+
+async def _revise(local: LocalRun, store: RunStore, run_id: str, notes: list[str]) -> RunRecord | None:
+    """The run with a revised plan when it calls for one and may still have one; else None (and,
+    when the replanner failed, why in `notes`). The revision's cost counts in the run's usage."""
+    assert local.replan is not None
+    record = store.get_run(run_id)
+    reason = replan_reason(record)
+    if reason is None or replans_left(record, local.max_replans) == 0:
+        return None
+    logger.info("run %s: replanning (%s)", run_id, reason)
+    local.on_phase(run_id, "planning")
+    try:
+        revision = await local.replan(record, reason)
+    except ReplanError as exc:
+        store.add_run_usage(run_id, exc.usage)
+        logger.warning("run %s: replanning failed: %s", run_id, exc)
+        notes.append(f"replanning failed: {exc}")
+        return None
+    revised = store.revise_plan(run_id, revision.plan, kind="replanned", reason=reason, usage=revision.usage)
+    why = approval_reason(revised, local.steps.catalog)
+    return store.await_approval(run_id, why) if why else revised
 
 
 def _stored_successes(store: RunStore, run_id: str) -> dict[int, StepOutcome]:
@@ -359,13 +404,25 @@ class LocalEngine:
     name = "local"
 
     def __init__(
-        self, store: RunStore, steps: StepRunner, synthesize: Synthesize, *, home: Path, max_concurrency: int = 8
+        self,
+        store: RunStore,
+        steps: StepRunner,
+        synthesize: Synthesize,
+        *,
+        home: Path,
+        max_concurrency: int = 8,
+        replan: Replanner | None = None,
+        max_replans: int = 1,
     ):
+        """`replan` (None: never) revises plans whose steps failed; `max_replans` is the bound for a
+        run of a request that sets none itself (a hand-written plan's run replans only when it does)."""
         self.store = store
         self.steps = steps
         self.synthesize = synthesize
         self.home = home
         self.max_concurrency = max_concurrency
+        self.replan = replan
+        self.max_replans = max_replans
 
     async def run(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
         """Execute (or resume) a stored run to its end; cancelling the caller cancels the run.
@@ -378,6 +435,8 @@ class LocalEngine:
             synthesize=self.synthesize if synthesize else plain_answer,
             max_concurrency=self.max_concurrency,
             on_event=on_event or (lambda event: None),
+            replan=self.replan,
+            max_replans=self.max_replans,
         )
         if run_id in _LOCAL_RUNS:
             raise RuntimeError(f"run {run_id!r} is already executing in this process")

@@ -8,7 +8,7 @@ which Mermaid shows as the character itself: `<img src=...>` cannot make a rende
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from planning.plan import Plan, Step
 from planning.records import RunRecord, StepStatus
@@ -19,6 +19,7 @@ _STATUS_CLASSES = {
     StepStatus.SKIPPED: "fill:#eeeeee,stroke:#999999,stroke-dasharray:4",
     StepStatus.RUNNING: "fill:#fff3cd,stroke:#ffc107",
     StepStatus.CANCELLED: "fill:#eeeeee,stroke:#6c757d",
+    StepStatus.REPLACED: "fill:#ffffff,stroke:#999999,stroke-dasharray:2,color:#999999",
 }
 
 
@@ -53,8 +54,11 @@ def _label(step: Step) -> str:
     return escape_text(f"{step.id}. {step.agent}: {what}")
 
 
-def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None) -> str:
-    """`flowchart TD` of the plan's DAG; with statuses, nodes are coloured by step status."""
+def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None, replaced: Sequence[Step] = ()) -> str:
+    """`flowchart TD` of the plan's DAG; with statuses, nodes are coloured by step status.
+
+    `replaced`: steps of earlier versions that a revision dropped, drawn apart (dashed, "replaced",
+    dotted edges) so the chart shows what the run tried before."""
     statuses = statuses or {}
     waves = plan.waves()
     lines = ["flowchart TD"]
@@ -62,15 +66,32 @@ def flowchart(plan: Plan, statuses: Mapping[int, StepStatus] | None = None) -> s
         status = statuses.get(step.id)
         suffix = f" · {status.value}" if status else ""
         lines.append(f'    s{step.id}["{_label(step)}<br/>wave {waves[step.id]}{suffix}"]')
+    for step in replaced:
+        lines.append(f'    s{step.id}["{_label(step)}<br/>replaced"]')
     for step in plan.steps:
         for need in sorted(step.needs()):
             lines.append(f"    s{need} --> s{step.id}")
+    for step in replaced:
+        for need in sorted(step.needs()):
+            lines.append(f"    s{need} -.-> s{step.id}")
+    shown = {**statuses, **{step.id: StepStatus.REPLACED for step in replaced}}
     for status, style in _STATUS_CLASSES.items():
-        members = [f"s{i}" for i, s in statuses.items() if s is status]
+        members = [f"s{i}" for i, s in shown.items() if s is status]
         if members:
             lines.append(f"    classDef {status.value} {style}")
             lines.append(f"    class {','.join(members)} {status.value}")
     return "\n".join(lines)
+
+
+def run_flowchart(record: RunRecord) -> str:
+    """The run's flowchart: its current plan coloured by status, and the steps revisions replaced."""
+    statuses = {step.id: step.status for step in record.steps}
+    replaced = [
+        step
+        for row in record.steps
+        if row.status is StepStatus.REPLACED and (step := record.planned_step(row.id)) is not None
+    ]
+    return flowchart(record.plan, statuses, replaced)
 
 
 # Mermaid draws a gantt axis with d3 in the viewer's time zone. Seconds and milliseconds read the

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from planning.plan import Plan
+from planning.plan import Plan, Step
 from planning.status import RunStatus, StepStatus
 from planning.usage import Usage
 
@@ -74,8 +74,35 @@ class RunSummary(BaseModel):
     step_count: int
 
 
+VersionKind = Literal["planned", "replanned", "edited"]
+
+
+class PlanVersion(BaseModel):
+    """One version of a run's plan: the first, a revision the planner wrote after steps failed
+    (`replanned`), or one a person edited when approving it (`edited`)."""
+
+    version: int = Field(description="1 = the first plan; each revision adds one.")
+    kind: VersionKind
+    plan: Plan
+    reason: str = Field(description="Why this version was written (for a revision: what it answers).")
+    replaced: list[int] = Field(default_factory=list, description="Steps of the previous version it dropped.")
+    created_at: datetime
+
+
+Approval = Literal["required"]
+
+
 class RunRecord(RunSummary):
     plan: Plan
+    versions: list[PlanVersion] = Field(
+        default_factory=list, description="The plan's versions, oldest first; empty while it was never revised."
+    )
+    max_replans: int | None = Field(
+        default=None, description="Revisions the planner may write for this run; None: the server's setting."
+    )
+    approval: Approval | None = Field(default=None, description="`required`: a person approves each plan version.")
+    approved_version: int | None = Field(default=None, description="The plan version a person approved.")
+    awaiting: str | None = Field(default=None, description="While awaiting approval: why the plan needs it.")
     answer: str | None = None
     answer_source: AnswerSource | None = Field(
         default=None, description="How the answer was made: `results` (stated from the final results) or `llm`."
@@ -84,6 +111,19 @@ class RunRecord(RunSummary):
     started_at: datetime | None = None
     usage: Usage = Field(default_factory=Usage, description="Planner and synthesis usage (steps: see each step).")
     steps: list[StepRecord]
+
+    @property
+    def version(self) -> int:
+        """The current plan's version (1 until a revision)."""
+        return self.versions[-1].version if self.versions else 1
+
+    def planned_step(self, step_id: int) -> Step | None:
+        """A step as planned: in the current plan, else in the version that last had it (a replaced step)."""
+        for plan in (self.plan, *(v.plan for v in reversed(self.versions))):
+            for step in plan.steps:
+                if step.id == step_id:
+                    return step
+        return None
 
     def total_usage(self) -> Usage:
         total = self.usage

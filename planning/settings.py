@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         default=5.0, gt=0, description="How often a waiting MCP call gets a progress notification in a quiet phase."
     )
+    max_replans: int = Field(
+        default=1,
+        ge=0,
+        description="Revisions the planner may write for a planned request whose steps failed (0: none); "
+        "succeeded steps are kept. A hand-written plan never replans unless its run asks to.",
+    )
     synthesize: bool = Field(default=True, description="Write the final answer with the LLM when there is one.")
     catalog: str = Field(
         default="agents.catalog:build_catalog",

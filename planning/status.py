@@ -13,6 +13,7 @@ from typing import Literal
 class RunStatus(StrEnum):
     PLANNING = "planning"  # the planner LLM is writing the plan of a request
     PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"  # its plan waits for a person's approval (approve_run)
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # some steps failed or were skipped, others succeeded
@@ -22,7 +23,7 @@ class RunStatus(StrEnum):
 
     @property
     def finished(self) -> bool:
-        return self not in (RunStatus.PLANNING, RunStatus.PENDING, RunStatus.RUNNING)
+        return self not in (RunStatus.PLANNING, RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
 
 
 class StepStatus(StrEnum):
@@ -32,6 +33,7 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # a dependency did not succeed
     CANCELLED = "cancelled"
+    REPLACED = "replaced"  # dropped by a revision of the plan (replanning); never runs again
 
 
 FlytePhase = Literal[

@@ -31,6 +31,8 @@ from pydantic import BaseModel
 from planning.plan import Plan
 from planning.records import (
     AnswerSource,
+    Approval,
+    PlanVersion,
     RunRecord,
     RunStatus,
     RunSummary,
@@ -39,6 +41,7 @@ from planning.records import (
     StepRecord,
     StepStatus,
     Usage,
+    VersionKind,
 )
 
 
@@ -188,6 +191,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN answer_source TEXT;
     """,
+    """
+    ALTER TABLE runs ADD COLUMN max_replans INTEGER;
+    ALTER TABLE runs ADD COLUMN approval TEXT;
+    ALTER TABLE runs ADD COLUMN approved_version INTEGER;
+    ALTER TABLE runs ADD COLUMN awaiting TEXT;
+    CREATE TABLE plan_versions (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        replaced TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, version)
+    );
+    """,
 )
 
 
@@ -296,11 +315,14 @@ class RunStore:
         owner: str | None = None,
         idempotency_key: str | None = None,
         usage: Usage | None = None,
+        max_replans: int | None = None,
+        approval: Approval | None = None,
     ) -> RunRecord:
         """Record a new run with all its steps pending; with a known idempotency key, return that run.
 
         `plan` None records a request still to be planned (status `planning`, owned by `owner`);
-        `set_plan` gives it its steps."""
+        `set_plan` gives it its steps. `max_replans` None: the server's setting applies; `approval`
+        "required": every version of its plan waits for a person's approval before it runs."""
         usage = usage or Usage()
         status = RunStatus.PENDING if plan is not None else RunStatus.PLANNING
         plan = plan or Plan(steps=[])
@@ -312,8 +334,8 @@ class RunStore:
             run_id = new_run_id()
             db.execute(
                 "INSERT INTO runs (id, created_at, request, plan, status, engine, owner, idempotency_key,"
-                " llm_calls, prompt_tokens, completion_tokens, llm_latency_s)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " llm_calls, prompt_tokens, completion_tokens, llm_latency_s, max_replans, approval)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     time.time(),
@@ -327,6 +349,8 @@ class RunStore:
                     usage.prompt_tokens,
                     usage.completion_tokens,
                     usage.latency_s,
+                    max_replans,
+                    approval,
                 ),
             )
             db.executemany(
@@ -334,6 +358,127 @@ class RunStore:
                 [(run_id, s.id, s.agent, StepStatus.PENDING) for s in plan.steps],
             )
             return self._read_run(db, run_id)
+
+    def revise_plan(
+        self, run_id: str, plan: Plan, *, kind: VersionKind, reason: str, usage: Usage | None = None
+    ) -> RunRecord:
+        """Make `plan` the run's current plan and record the versions (the first one too, the first
+        time). Succeeded steps must stay unchanged (finished work is never lost or redone) and a
+        replaced step's id is never used again, else StoreError. A step of the old plan that is not
+        in the new one becomes `replaced` when it has an outcome (failed, skipped: it stays to read)
+        and is dropped while pending; new steps are pending. The run's status is left as it is."""
+        with self._transaction() as db:
+            record = self._read_run(db, run_id)
+            old = {step.id: step for step in record.plan.steps}
+            new = {step.id: step for step in plan.steps}
+            rows = {step.id: step for step in record.steps}
+            changed = [i for i, s in rows.items() if s.status is StepStatus.SUCCEEDED and new.get(i) != old.get(i)]
+            if changed:
+                raise StoreError(
+                    f"the new plan of run {run_id!r} drops or changes succeeded step(s) {changed}; keep them as they "
+                    "are (new steps may use their results as $N)"
+                )
+            reused = sorted(i for i in new if i in rows and rows[i].status is StepStatus.REPLACED)
+            if reused:
+                raise StoreError(
+                    f"step id(s) {reused} of run {run_id!r} belong to replaced steps; number new steps after "
+                    f"{max(rows)}"
+                )
+            dropped = sorted(set(old) - set(new))
+            now_s = time.time()
+            if not record.versions:
+                db.execute(
+                    "INSERT INTO plan_versions (run_id, version, kind, plan, reason, replaced, created_at)"
+                    " VALUES (?, 1, 'planned', ?, ?, '[]', ?)",
+                    (
+                        run_id,
+                        record.plan.model_dump_json(exclude_defaults=True),
+                        "planned from the request" if record.request is not None else "written by hand",
+                        record.created_at.timestamp(),
+                    ),
+                )
+            db.execute(
+                "INSERT INTO plan_versions (run_id, version, kind, plan, reason, replaced, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    record.version + 1,
+                    kind,
+                    plan.model_dump_json(exclude_defaults=True),
+                    reason,
+                    json.dumps(dropped),
+                    now_s,
+                ),
+            )
+            ran = [i for i in dropped if i in rows and rows[i].status is not StepStatus.PENDING]
+            db.executemany(
+                "UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
+                [(StepStatus.REPLACED, run_id, i) for i in ran],
+            )
+            db.executemany(
+                "DELETE FROM steps WHERE run_id = ? AND step_id = ?", [(run_id, i) for i in dropped if i not in ran]
+            )
+            db.executemany(
+                "INSERT INTO steps (run_id, step_id, agent, status) VALUES (?, ?, ?, ?)",
+                [(run_id, i, new[i].agent, StepStatus.PENDING) for i in sorted(set(new) - set(rows))],
+            )
+            db.executemany(
+                "UPDATE steps SET agent = ? WHERE run_id = ? AND step_id = ?",
+                [(new[i].agent, run_id, i) for i in sorted(set(new) & set(rows))],
+            )
+            db.execute(
+                "UPDATE runs SET plan = ?, answer = NULL, answer_source = NULL WHERE id = ?",
+                (plan.model_dump_json(exclude_defaults=True), run_id),
+            )
+            if usage is not None:
+                self._add_usage(db, run_id, usage)
+            return self._read_run(db, run_id)
+
+    # -- approval ---------------------------------------------------------------------------------
+
+    def await_approval(self, run_id: str, why: str) -> RunRecord:
+        """The run stops until a person approves (or rejects) its current plan; no process owns it."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, awaiting = ?, owner = NULL, error = NULL, finished_at = NULL WHERE id = ?",
+                (RunStatus.AWAITING_APPROVAL, why, run_id),
+            )
+            return self._read_run(db, run_id)
+
+    def approve(self, run_id: str, version: int) -> bool:
+        """A person approved plan `version`: the run is pending again. False when the run is not
+        awaiting approval of that version (another caller decided first, or the plan changed)."""
+        with self._transaction() as db:
+            record = self._read_run(db, run_id)
+            if record.status is not RunStatus.AWAITING_APPROVAL or record.version != version:
+                return False
+            db.execute(
+                "UPDATE runs SET status = ?, approved_version = ?, awaiting = NULL WHERE id = ?",
+                (RunStatus.PENDING, version, run_id),
+            )
+            return True
+
+    def reject(self, run_id: str) -> bool:
+        """A person rejected the plan: the run ends `cancelled`, saying so. False when the run is not
+        awaiting approval."""
+        with self._transaction() as db:
+            record = self._read_run(db, run_id)
+            if record.status is not RunStatus.AWAITING_APPROVAL:
+                return False
+            db.execute(
+                "UPDATE steps SET status = ? WHERE run_id = ? AND status = ?",
+                (StepStatus.CANCELLED, run_id, StepStatus.PENDING),
+            )
+            db.execute(
+                "UPDATE runs SET status = ?, awaiting = NULL, error = ?, finished_at = ? WHERE id = ?",
+                (
+                    RunStatus.CANCELLED,
+                    f"plan version {record.version} was rejected at approval; resume the run to be asked again",
+                    time.time(),
+                    run_id,
+                ),
+            )
+            return True
 
     def set_plan(self, run_id: str, plan: Plan, usage: Usage) -> RunRecord:
         """A planned request: its plan and steps (pending), and what planning cost."""
@@ -474,8 +619,8 @@ class RunStore:
         with self._transaction() as db:
             db.execute(
                 "UPDATE steps SET status = ?, error = NULL, result = NULL, summary = NULL, details = NULL, started_at = NULL,"
-                " finished_at = NULL WHERE run_id = ? AND status != ?",
-                (StepStatus.PENDING, run_id, StepStatus.SUCCEEDED),
+                " finished_at = NULL WHERE run_id = ? AND status NOT IN (?, ?)",
+                (StepStatus.PENDING, run_id, StepStatus.SUCCEEDED, StepStatus.REPLACED),
             )
             db.execute("UPDATE runs SET answer = NULL, answer_source = NULL, error = NULL WHERE id = ?", (run_id,))
 
@@ -538,9 +683,15 @@ class RunStore:
         if row is None:
             raise RunNotFoundError(run_id)
         steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step_id", (run_id,)).fetchall()
+        versions = db.execute("SELECT * FROM plan_versions WHERE run_id = ? ORDER BY version", (run_id,)).fetchall()
         return RunRecord(
             **_summary_fields(row, len(steps)),
             plan=Plan.model_validate_json(row["plan"]),
+            versions=_plan_versions(versions),
+            max_replans=row["max_replans"],
+            approval=row["approval"],
+            approved_version=row["approved_version"],
+            awaiting=row["awaiting"],
             answer=row["answer"],
             answer_source=row["answer_source"],
             error=row["error"],
@@ -600,6 +751,20 @@ def _summary_fields(row: sqlite3.Row, step_count: int) -> dict[str, Any]:
         "finished_at": _time(row["finished_at"]),
         "step_count": step_count,
     }
+
+
+def _plan_versions(rows: list[sqlite3.Row]) -> list[PlanVersion]:
+    return [
+        PlanVersion(
+            version=row["version"],
+            kind=row["kind"],
+            plan=Plan.model_validate_json(row["plan"]),
+            reason=row["reason"],
+            replaced=json.loads(row["replaced"]),
+            created_at=_time(row["created_at"]) or datetime.now(UTC),
+        )
+        for row in rows
+    ]
 
 
 def _step_record(row: sqlite3.Row) -> StepRecord:

@@ -16,14 +16,16 @@ import anyio
 
 from agents.llm import LLM, LLMError, LLMNotConfiguredError, Usage
 from agents.planner import Planner, PlanningError, PlanResult
+from agents.replanner import Replanner
 from agents.specialist import SpecialistRunner
 from agents.synthesis import Synthesizer
+from planning.approval import approval_reason
 from planning.catalog import Catalog, load_catalog
 from planning.cluster import RemoteError
 from planning.events import OnEvent, PhaseEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
-from planning.records import RunRecord, RunStatus
+from planning.records import Approval, RunRecord, RunStatus
 from planning.settings import EngineName, Settings
 from planning.steps import StepRunner
 from planning.store import RunStore
@@ -40,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 class RunBusyError(RuntimeError):
     """The run is executing in a live process right now."""
+
+
+class ApprovalError(RuntimeError):
+    """The run is not awaiting approval (never asked, or already decided)."""
 
 
 class App:
@@ -80,7 +86,13 @@ class App:
         )
         synthesize = Synthesizer(self.llm if self.settings.synthesize else None)
         return LocalEngine(
-            self.store, steps, synthesize, home=self.settings.home, max_concurrency=self.settings.max_concurrency
+            self.store,
+            steps,
+            synthesize,
+            home=self.settings.home,
+            max_concurrency=self.settings.max_concurrency,
+            replan=Replanner(self.planner) if self.planner is not None else None,
+            max_replans=self.settings.max_replans,
         )
 
     def recover(self) -> list[str]:
@@ -126,15 +138,28 @@ class App:
         idempotency_key: str | None = None,
         engine: EngineName | None = None,
         usage: Usage | None = None,
+        max_replans: int | None = None,
+        approval: Approval | None = None,
     ) -> RunRecord:
-        """Record a run; `engine` (default PLANNER_MCP_ENGINE, itself default local) is where it executes."""
+        """Record a run; `engine` (default PLANNER_MCP_ENGINE, itself default local) is where it executes.
+
+        `max_replans` (None: the server's setting for a request's run, none for a hand-written plan's)
+        bounds its revisions; `approval="required"`: each version of its plan waits for approval."""
         engine = engine or self.settings.engine
         if engine == REMOTE:
             refused = self._local_only(plan)
             if refused:
                 raise RemoteError(refused)
             self.remote.target()  # no run is recorded for a cluster that is not configured
-        return self.store.create_run(plan, request=request, engine=engine, idempotency_key=idempotency_key, usage=usage)
+        return self.store.create_run(
+            plan,
+            request=request,
+            engine=engine,
+            idempotency_key=idempotency_key,
+            usage=usage,
+            max_replans=max_replans,
+            approval=approval,
+        )
 
     def _local_only(self, plan: Plan) -> str | None:
         """Why `plan` cannot run on a Flyte cluster (agents only this machine can run, e.g. stdio MCP servers)."""
@@ -146,7 +171,13 @@ class App:
         return "; ".join(f"{agent}: {reason}" for agent, reason in sorted(reasons.items())) or None
 
     def submit_request(
-        self, request: str, *, idempotency_key: str | None = None, engine: EngineName | None = None
+        self,
+        request: str,
+        *,
+        idempotency_key: str | None = None,
+        engine: EngineName | None = None,
+        max_replans: int | None = None,
+        approval: Approval | None = None,
     ) -> RunRecord:
         """Record a request at once (status `planning`); `execute` plans it, then runs its plan.
 
@@ -155,7 +186,13 @@ class App:
         if engine == REMOTE:
             self.remote.target()
         return self.store.create_run(
-            None, request=request, engine=engine, owner=this_process(), idempotency_key=idempotency_key
+            None,
+            request=request,
+            engine=engine,
+            owner=this_process(),
+            idempotency_key=idempotency_key,
+            max_replans=max_replans,
+            approval=approval,
         )
 
     def submit_step(self, step: Step, request: str | None = None) -> RunRecord:
@@ -166,7 +203,9 @@ class App:
     async def execute(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
         """Execute a stored run now (or resume it: only steps that did not succeed run again).
 
-        `synthesize=False` skips the LLM-written answer for this run (a deterministic one is kept).
+        A plan that needs a person's approval (planning.approval) is not run: the run is returned
+        `awaiting_approval` (`approve` decides). `synthesize=False` skips the LLM-written answer for
+        this run (a deterministic one is kept).
         """
         record = self.store.get_run(run_id)
         if record.status is RunStatus.SUCCEEDED:
@@ -175,6 +214,9 @@ class App:
             record = await self._plan_run(record, on_event)
             if record.status.finished:
                 return record
+        why = approval_reason(record, self.catalog)
+        if why is not None:
+            return self.store.await_approval(run_id, why)
         if record.engine == REMOTE:
             refused = self._local_only(record.plan)
             if refused:  # planned from a request: the plan names an agent that cannot run on a cluster
@@ -195,6 +237,34 @@ class App:
             raise
 
     resume = execute
+
+    def approve(self, run_id: str, plan: Plan | None = None) -> RunRecord:
+        """A person approves the plan a run awaits approval for, as it is or edited (`plan`, already
+        validated; it must keep the steps that succeeded). The run is then pending: `execute` runs it.
+
+        Raises ApprovalError when the run is not awaiting approval (or another caller decided first)."""
+        record = self._awaiting(run_id)
+        if plan is not None and plan != record.plan:
+            record = self.store.revise_plan(run_id, plan, kind="edited", reason="edited by a person at approval")
+        if not self.store.approve(run_id, record.version):
+            raise ApprovalError(f"run {run_id!r} was decided meanwhile; get it to see its status")
+        return self.store.get_run(run_id)
+
+    def reject(self, run_id: str) -> RunRecord:
+        """A person rejects the plan a run awaits approval for: the run ends `cancelled`."""
+        self._awaiting(run_id)
+        if not self.store.reject(run_id):
+            raise ApprovalError(f"run {run_id!r} was decided meanwhile; get it to see its status")
+        return self.store.get_run(run_id)
+
+    def _awaiting(self, run_id: str) -> RunRecord:
+        record = self.store.get_run(run_id)
+        if record.status is not RunStatus.AWAITING_APPROVAL:
+            raise ApprovalError(
+                f"run {run_id!r} is {record.status.value}, not awaiting approval: only a run whose plan waits for "
+                "approval can be approved or rejected"
+            )
+        return record
 
     async def _plan_run(self, record: RunRecord, on_event: OnEvent | None) -> RunRecord:
         """Plan a recorded request; a planning that fails (or is cancelled) ends the run with why."""

@@ -90,6 +90,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number of 0 or more")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planner-mcp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"planner-mcp {_version()}")
@@ -104,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the whole run record as JSON")
     run.add_argument(
         "--engine", choices=["local", "remote"], help="where the run executes (default PLANNER_MCP_ENGINE, else local)"
+    )
+    run.add_argument(
+        "--max-replans",
+        type=_count,
+        metavar="N",
+        help="revisions the planner may write when steps fail for good, keeping what succeeded (0: none; "
+        "default PLANNER_MCP_MAX_REPLANS, 1, for a request; 0 for --plan)",
     )
 
     plan = sub.add_parser("plan", help="print the validated plan for a request as JSON (run it with run --plan)")

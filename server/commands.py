@@ -20,7 +20,7 @@ from agents.llm import LLM, LLMNotConfiguredError
 from agents.llm.select import select_llm
 from planning.cluster import PLAN_TASK
 from planning.events import PhaseEvent, RunEvent
-from planning.mermaid import flowchart, gantt
+from planning.mermaid import flowchart, gantt, run_flowchart
 from planning.plan import plan_json_schema
 from planning.records import RunRecord, RunStatus, StepStatus
 from planning.settings import Settings
@@ -109,12 +109,13 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         err.print('give either a request ("...") or --plan FILE.json')
         return EXIT_USAGE
     if args.plan is not None:
-        record = app.submit(app.parse(args.plan), engine=args.engine)  # the file's text, read in main()
+        # The file's text, read in main().
+        record = app.submit(app.parse(args.plan), engine=args.engine, max_replans=args.max_replans)
     else:
         if app.llm is None:
             raise LLMNotConfiguredError("Planning a request needs an LLM and none is configured.")
         # Recorded before planning: a request that fails to plan is a failed run to inspect or resume.
-        record = app.submit_request(args.request, engine=args.engine)
+        record = app.submit_request(args.request, engine=args.engine, max_replans=args.max_replans)
     if record.engine == "remote":
         record = await app.execute(record.id)
         url = app.store.flyte_run(record.id)
@@ -215,8 +216,7 @@ def _runs(app: App, args: argparse.Namespace) -> int:
 def _show(record: RunRecord, *, mermaid: bool) -> None:
     out.print(run_report(record))
     if mermaid:
-        statuses = {s.id: s.status for s in record.steps}
-        _plain(out, "\n```mermaid\n" + flowchart(record.plan, statuses) + "\n```")
+        _plain(out, "\n```mermaid\n" + run_flowchart(record) + "\n```")
         _plain(out, "\n```mermaid\n" + gantt(record) + "\n```")
 
 

@@ -86,7 +86,9 @@ def agent_tool(agent: str) -> Callable[..., Any]:
         with fixable_errors():
             one_step = state.app.parse({"steps": [step]})
         require_llm_for_agent_steps(state.app, one_step)
-        return run_result(await submit_and_run(state, ctx, one_step, request=task, wait=True, synthesize=False))
+        # One step the caller chose: never replanned into other agents' steps.
+        view = await submit_and_run(state, ctx, one_step, request=task, wait=True, synthesize=False, max_replans=0)
+        return run_result(view)
 
     run_agent.__name__ = f"{agent}_agent"
     return run_agent

@@ -138,6 +138,15 @@ def add_planning_tools(server: MCPServer[ServerState]) -> None:
                 "PLANNER_MCP_ENGINE, itself `local`."
             ),
         ] = None,
+        max_replans: Annotated[
+            int | None,
+            Field(
+                ge=0,
+                le=5,
+                description="Revisions allowed after steps fail (succeeded steps are kept); 0: none; default: the "
+                "server's for a request, 0 for a plan.",
+            ),
+        ] = None,
     ) -> RunResult:
         """Run a plan of specialist agent steps; returns the run: status, answer, each step's result or
         error, timings and LLM usage.
@@ -163,7 +172,9 @@ def add_planning_tools(server: MCPServer[ServerState]) -> None:
             elif state.app.llm is not None:
                 # Recorded at once and planned in the server: the call never waits on the planner
                 # beyond its deadline, and a planning that fails stays listed as a failed run.
-                record = state.app.submit_request(request or "", idempotency_key=idempotency_key, engine=engine)
+                record = state.app.submit_request(
+                    request or "", idempotency_key=idempotency_key, engine=engine, max_replans=max_replans
+                )
                 return run_result(await run_recorded(state, ctx, record, wait=wait, synthesize=synthesize))
             else:
                 planned = await plan_request(state, ctx, request or "")
@@ -180,5 +191,6 @@ def add_planning_tools(server: MCPServer[ServerState]) -> None:
             idempotency_key=idempotency_key,
             engine=engine,
             usage=usage,
+            max_replans=max_replans,
         )
         return run_result(view)

@@ -87,9 +87,17 @@ async def submit_and_run(
     idempotency_key: str | None = None,
     engine: EngineName | None = None,
     usage: Usage | None = None,
+    max_replans: int | None = None,
 ) -> RunView:
     with fixable_errors():
-        record = state.app.submit(plan, request=request, idempotency_key=idempotency_key, engine=engine, usage=usage)
+        record = state.app.submit(
+            plan,
+            request=request,
+            idempotency_key=idempotency_key,
+            engine=engine,
+            usage=usage,
+            max_replans=max_replans,
+        )
     return await run_recorded(state, ctx, record, wait=wait, synthesize=synthesize)
 
 

@@ -34,6 +34,7 @@ RUN_STYLES: dict[str, tuple[str, str]] = {
     RunStatus.INTERRUPTED: ("⚠", "yellow"),
     RunStatus.RUNNING: ("…", "cyan"),
     RunStatus.PENDING: ("·", "blue"),
+    RunStatus.AWAITING_APPROVAL: ("?", "yellow"),
     "planning": ("…", "cyan"),
 }
 STEP_STYLES: dict[str, tuple[str, str]] = {
@@ -43,6 +44,7 @@ STEP_STYLES: dict[str, tuple[str, str]] = {
     StepStatus.CANCELLED: ("⊘", "magenta"),
     StepStatus.RUNNING: ("…", "cyan"),
     StepStatus.PENDING: ("·", "blue"),
+    StepStatus.REPLACED: ("⤳", "dim"),
 }
 
 
@@ -103,6 +105,13 @@ def run_report(record: RunRecord) -> Group:
         if total.calls
         else "no calls",
     )
+    for version in record.versions[1:]:
+        line = Text(f"v{version.version} {version.kind}: {_cut(version.reason)}")
+        if version.replaced:
+            line.append(f" (replaced step {', '.join(map(str, version.replaced))})", style="dim")
+        fields.add_row("plan", line)
+    if record.status is RunStatus.AWAITING_APPROVAL and record.awaiting:
+        fields.add_row("approval", Text(f"{record.awaiting}; approve: planner-mcp approve {record.id}", style="yellow"))
     ending = _fields()
     if record.answer:
         ending.add_row("answer", Text(_cut(record.answer, limit=4 * CELL_CHARS), style="bold"))
@@ -121,12 +130,11 @@ def steps_table(record: RunRecord) -> Table:
     if with_llm:
         table.add_column("LLM", justify="right", no_wrap=True)
     table.add_column("result / error", overflow="fold", ratio=1, min_width=20)
-    planned = {step.id: step for step in record.plan.steps}
     for step in record.steps:
         status = status_text(step.status, STEP_STYLES)
         if step.attempts > 1:
             status.append(f" ×{step.attempts}", style="dim")
-        plan_step = planned.get(step.id)
+        plan_step = record.planned_step(step.id)
         what = f"{step.agent}.{plan_step.tool}" if plan_step and plan_step.tool else step.agent
         row: list[RenderableType] = [str(step.id), what, status, seconds(step.duration_s)]
         if with_llm:

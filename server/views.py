@@ -18,9 +18,18 @@ from pydantic import BaseModel, Field, JsonValue
 from agents.llm.protocol import Usage
 from planning.catalog import Catalog
 from planning.cluster import FlyteRunSummary
-from planning.mermaid import flowchart, gantt
+from planning.mermaid import flowchart, gantt, run_flowchart
 from planning.plan import Plan, result_text
-from planning.records import DETAILS, AnswerSource, RunRecord, RunStatus, RunSummary, StepError, StepStatus
+from planning.records import (
+    DETAILS,
+    AnswerSource,
+    RunRecord,
+    RunStatus,
+    RunSummary,
+    StepError,
+    StepStatus,
+    VersionKind,
+)
 
 # A compact run shows results up to this many characters of text; longer ones become previews.
 RESULT_PREVIEW_CHARS = 500
@@ -77,6 +86,15 @@ class RunBrief(BaseModel):
     next: str | None = Field(default=None, description="What to do next, if anything.")
 
 
+class PlanVersionView(BaseModel):
+    # No docstring: it would be the schema's description, repeated in tools/list (see test_mcp_tools).
+
+    version: int
+    kind: VersionKind
+    reason: str
+    replaced: list[int] = Field(default_factory=list)
+
+
 class RunView(RunBrief):
     """A run: status, answer, every step, timings, total LLM usage; in detail, Mermaid charts."""
 
@@ -90,6 +108,7 @@ class RunView(RunBrief):
     timings: RunTimings
     usage: Usage = Field(description="Total LLM usage: planner, steps and synthesis.")
     steps: list[StepView]
+    versions: list[PlanVersionView] = Field(default_factory=list)  # once revised
     flowchart: str | None = Field(default=None, description="detail=true: Mermaid flowchart of the DAG.")
     gantt: str | None = Field(default=None, description="detail=true: Mermaid gantt of when steps ran.")
 
@@ -150,6 +169,7 @@ class AgentsView(BaseModel):
 
 
 _UNFINISHED_STEPS = (StepStatus.PENDING, StepStatus.RUNNING)
+_NOT_COUNTED = (StepStatus.REPLACED,)
 
 
 def run_timings(record: RunRecord, *, now: datetime | None = None) -> RunTimings:
@@ -201,11 +221,10 @@ def run_view(
 
     `detail`: every result whole and the Mermaid charts; otherwise long results are previews
     and long texts in tasks and arguments are cut."""
-    planned = {step.id: step for step in record.plan.steps}
     waves = record.plan.waves()
     steps = []
     for step in record.steps:
-        plan_step = planned.get(step.id)
+        plan_step = record.planned_step(step.id)
         result, preview = _result_and_preview(step.result, detail)
         steps.append(
             StepView(
@@ -229,7 +248,6 @@ def run_view(
                 usage=step.usage,
             )
         )
-    statuses = {step.id: step.status for step in record.steps}
     return RunView(
         run_id=record.id,
         status=record.status,
@@ -241,12 +259,16 @@ def run_view(
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,
-        steps_done=sum(1 for step in record.steps if step.status not in _UNFINISHED_STEPS),
-        step_count=record.step_count,
+        steps_done=sum(1 for step in record.steps if step.status not in (*_UNFINISHED_STEPS, *_NOT_COUNTED)),
+        step_count=len(record.plan.steps) if record.plan.steps else record.step_count,
         timings=run_timings(record, now=datetime.now(UTC)),
         usage=record.total_usage(),
         steps=steps,
-        flowchart=flowchart(record.plan, statuses) if detail else None,
+        versions=[
+            PlanVersionView(version=v.version, kind=v.kind, reason=v.reason, replaced=v.replaced)
+            for v in record.versions
+        ],
+        flowchart=run_flowchart(record) if detail else None,
         gantt=gantt(record) if detail else None,
         next=next_hint,
     )
@@ -267,6 +289,9 @@ def run_text(view: RunView) -> str:
         lines.append(f"answer: {answer}")
     if view.error:
         lines.append(f"error: {view.error}")
+    for version in view.versions[1:]:
+        dropped = f"; replaced step(s) {', '.join(map(str, version.replaced))}" if version.replaced else ""
+        lines.append(f"plan version {version.version} ({version.kind}): {_one_line(version.reason)}{dropped}")
     for step in view.steps:
         what = f"{step.agent}.{step.tool}" if step.tool else step.agent
         line = f"step {step.id} {what}: {step.status.value}"

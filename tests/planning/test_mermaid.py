@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from planning.mermaid import escape_text, flowchart, gantt
+from planning.mermaid import escape_text, flowchart, gantt, run_flowchart
 from planning.plan import Plan
-from planning.records import RunRecord, RunStatus, StepRecord, StepStatus
+from planning.records import PlanVersion, RunRecord, RunStatus, StepRecord, StepStatus
 
 HOSTILE = [
     '<img src="https://tracker.example/p.png?d=secret">',
@@ -126,3 +126,54 @@ def test_each_status_has_its_own_look_and_cancelled_is_not_drawn_like_succeeded(
 
     bars = [line.split(":", 1)[1].split("s", 1)[0] for line in chart.splitlines() if " :" in line]
     assert bars == ["", "crit, ", "done, ", "active, "]
+
+
+def test_a_revised_run_draws_its_replaced_steps_dashed_beside_the_current_plan() -> None:
+    first = Plan.model_validate(
+        {
+            "steps": [
+                {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}},
+                {"id": 2, "agent": "math", "tool": "fail", "args": {"message": "no"}, "depends_on": [1]},
+            ]
+        }
+    )
+    second = Plan.model_validate(
+        {
+            "steps": [
+                {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}},
+                {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 1}},
+            ]
+        }
+    )
+    now = datetime.now(UTC)
+    record = RunRecord(
+        id="r1",
+        status=RunStatus.SUCCEEDED,
+        request="add",
+        engine="local",
+        created_at=now,
+        step_count=3,
+        plan=second,
+        versions=[
+            PlanVersion(version=1, kind="planned", plan=first, reason="planned", created_at=now),
+            PlanVersion(version=2, kind="replanned", plan=second, reason="step 2 failed", replaced=[2], created_at=now),
+        ],
+        steps=[
+            StepRecord(id=1, agent="math", status=StepStatus.SUCCEEDED),
+            StepRecord(id=2, agent="math", status=StepStatus.REPLACED),
+            StepRecord(id=3, agent="math", status=StepStatus.SUCCEEDED),
+        ],
+    )
+
+    assert run_flowchart(record).splitlines() == [
+        "flowchart TD",
+        '    s1["1. math: add()<br/>wave 1 · succeeded"]',
+        '    s3["3. math: add()<br/>wave 2 · succeeded"]',
+        '    s2["2. math: fail()<br/>replaced"]',
+        "    s1 --> s3",
+        "    s1 -.-> s2",
+        "    classDef succeeded fill:#d4edda,stroke:#28a745",
+        "    class s1,s3 succeeded",
+        "    classDef replaced fill:#ffffff,stroke:#999999,stroke-dasharray:2,color:#999999",
+        "    class s2 replaced",
+    ]

@@ -429,3 +429,129 @@ def test_before_a_resume_every_step_that_did_not_succeed_is_pending_again(store:
         StepRecord(id=2, agent="math", status=StepStatus.PENDING, attempts=1),
         StepRecord(id=3, agent="math", status=StepStatus.PENDING, attempts=0),
     ]
+
+
+# -- plan versions and approval --------------------------------------------------------------------
+
+THREE = make_plan(
+    {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}},
+    {"id": 2, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 1}},
+    {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$2", "b": 1}},
+)
+
+
+def _partial(store: RunStore) -> RunRecord:
+    """A run of THREE whose step 1 succeeded, step 2 failed and step 3 was skipped."""
+    run = store.create_run(THREE, request="add")
+    store.step_finished(run.id, 1, StepOutcome(status=StepStatus.SUCCEEDED, result=3))
+    failed = StepError(kind="tool_error", message="broken")
+    store.step_finished(run.id, 2, StepOutcome(status=StepStatus.FAILED, error=failed))
+    store.step_finished(run.id, 3, StepOutcome(status=StepStatus.SKIPPED, attempts=0))
+    store.finish_run(run.id, RunStatus.PARTIAL)
+    return store.get_run(run.id)
+
+
+def test_a_revision_keeps_succeeded_steps_marks_the_dropped_ones_replaced_and_records_both_versions(
+    store: RunStore,
+) -> None:
+    run = _partial(store)
+    revised_plan = make_plan(
+        {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}},
+        {"id": 4, "agent": "string", "task": "describe $1", "depends_on": [1]},
+    )
+
+    revised = store.revise_plan(
+        run.id, revised_plan, kind="replanned", reason="step 2 failed", usage=Usage(calls=1, prompt_tokens=9)
+    )
+
+    assert revised.plan == revised_plan
+    assert revised.version == 2
+    assert [(s.id, s.agent, s.status) for s in revised.steps] == [
+        (1, "math", StepStatus.SUCCEEDED),
+        (2, "math", StepStatus.REPLACED),
+        (3, "math", StepStatus.REPLACED),
+        (4, "string", StepStatus.PENDING),
+    ]
+    assert [(v.version, v.kind, v.plan, v.reason, v.replaced) for v in revised.versions] == [
+        (1, "planned", THREE, "planned from the request", []),
+        (2, "replanned", revised_plan, "step 2 failed", [2, 3]),
+    ]
+    assert revised.usage == Usage(calls=1, prompt_tokens=9)
+    assert revised.planned_step(2) == THREE.steps[1]  # a replaced step is still described
+    store.reset_unfinished_steps(run.id)  # a resume leaves replaced steps alone
+    assert [s.status for s in store.get_run(run.id).steps][1:3] == [StepStatus.REPLACED, StepStatus.REPLACED]
+
+
+def test_a_revision_may_neither_change_a_succeeded_step_nor_reuse_a_replaced_id(store: RunStore) -> None:
+    run = _partial(store)
+    first = make_plan(
+        {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}},
+        {"id": 4, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 5}},
+    )
+    store.revise_plan(run.id, first, kind="replanned", reason="step 2 failed")
+
+    with pytest.raises(StoreError, match=r"drops or changes succeeded step\(s\) \[1\]"):
+        store.revise_plan(
+            run.id,
+            make_plan({"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 2}}),
+            kind="edited",
+            reason="x",
+        )
+    with pytest.raises(StoreError, match=r"step id\(s\) \[2\] .* belong to replaced steps; number new steps after 4"):
+        store.revise_plan(
+            run.id,
+            make_plan(
+                *[s.model_dump() for s in first.steps],
+                {"id": 2, "agent": "math", "tool": "add", "args": {"a": 1, "b": 1}},
+            ),
+            kind="edited",
+            reason="x",
+        )
+    assert store.get_run(run.id).version == 2
+
+
+def test_an_edit_of_a_pending_plan_replaces_its_steps_without_leaving_replaced_ones(store: RunStore) -> None:
+    run = store.create_run(THREE, request="add", approval="required")
+    edited = make_plan({"id": 1, "agent": "math", "tool": "add", "args": {"a": 5, "b": 5}})
+
+    record = store.revise_plan(run.id, edited, kind="edited", reason="edited by a person at approval")
+
+    assert [(s.id, s.status) for s in record.steps] == [(1, StepStatus.PENDING)]
+    assert [(v.kind, v.replaced) for v in record.versions] == [("planned", []), ("edited", [2, 3])]
+
+
+def test_approval_state_survives_reopening_the_store_and_each_decision_is_taken_once(tmp_path: Path) -> None:
+    first = RunStore(tmp_path / "runs.sqlite3")
+    run = first.create_run(THREE, request="add", approval="required")
+    first.await_approval(run.id, "the run asked for approval of its plan (version 1)")
+    first.close()
+
+    second = RunStore(tmp_path / "runs.sqlite3")
+    try:
+        waiting = second.get_run(run.id)
+        assert (waiting.status, waiting.approval, waiting.awaiting, waiting.approved_version) == (
+            RunStatus.AWAITING_APPROVAL,
+            "required",
+            "the run asked for approval of its plan (version 1)",
+            None,
+        )
+        assert not second.approve(run.id, 2)  # not the version awaiting approval
+        assert second.approve(run.id, 1)
+        assert not second.approve(run.id, 1)  # decided already
+        assert not second.reject(run.id)
+        approved = second.get_run(run.id)
+        assert (approved.status, approved.approved_version, approved.awaiting) == (RunStatus.PENDING, 1, None)
+    finally:
+        second.close()
+
+
+def test_a_rejected_plan_ends_the_run_cancelled_saying_so(store: RunStore) -> None:
+    run = store.create_run(THREE, approval="required")
+    store.await_approval(run.id, "asked")
+
+    assert store.reject(run.id)
+
+    record = store.get_run(run.id)
+    assert record.status is RunStatus.CANCELLED
+    assert record.error == "plan version 1 was rejected at approval; resume the run to be asked again"
+    assert {s.status for s in record.steps} == {StepStatus.CANCELLED}

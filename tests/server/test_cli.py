@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -35,6 +36,7 @@ PLANNED = {"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"a"
 
 class _ChatHandler(BaseHTTPRequestHandler):
     failures_left = 0  # requests to answer with a server error first (the SDK retries them)
+    replies: ClassVar[list[dict[str, object]]] = []  # replies to give first, in order (then PLANNED)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -54,7 +56,10 @@ class _ChatHandler(BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "finish_reason": "stop",
-                        "message": {"role": "assistant", "content": json.dumps(PLANNED)},
+                        "message": {
+                            "role": "assistant",
+                            "content": json.dumps(_ChatHandler.replies.pop(0) if _ChatHandler.replies else PLANNED),
+                        },
                     }
                 ],
                 "usage": {"prompt_tokens": 40, "completion_tokens": 20, "total_tokens": 60},
@@ -268,3 +273,32 @@ def test_a_failing_llm_call_is_retried_in_view_and_counted_as_an_attempt(planner
     assert (done.returncode, done.stdout) == (0, "multiply(a=10, b=5) = 50\n"), done.stderr
     said = " ".join(done.stderr.split())  # the log line wraps at the terminal's width
     assert "answered HTTP 503" in said and "; retry 1 of 2 in" in said
+
+
+def test_a_failed_step_is_replanned_and_show_gives_both_plan_versions_with_the_reason(planner_mcp: Run) -> None:
+    _ChatHandler.replies = [
+        {
+            "steps": [
+                {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}, "depends_on": []},
+                {"id": 2, "agent": "math", "tool": "divide", "args": {"a": "$1", "b": 0}, "depends_on": [1]},
+            ]
+        },
+        {"steps": [{"id": 3, "agent": "math", "tool": "divide", "args": {"a": "$1", "b": 2}, "depends_on": [1]}]},
+    ]
+
+    done = planner_mcp("run", "Multiply 10 by 5, then halve it")
+    run_id = done.stderr.split("details: planner-mcp show ")[1].split()[0]
+    shown = planner_mcp("show", run_id).stdout
+    record = RunRecord.model_validate_json(planner_mcp("show", run_id, "--json").stdout)
+
+    assert (done.returncode, done.stdout) == (0, "divide(a=50, b=2) = 25\n"), done.stderr
+    assert [(s.id, s.status.value, s.attempts) for s in record.steps] == [
+        (1, "succeeded", 1),
+        (2, "replaced", 1),
+        (3, "succeeded", 1),
+    ]
+    assert [(v.version, v.kind) for v in record.versions] == [(1, "planned"), (2, "replanned")]
+    assert record.total_usage().calls == 2
+    flat = " ".join(shown.split())
+    assert "plan v2 replanned: step 2 (math) failed: division by zero" in flat
+    assert "(replaced step 2)" in flat and "⤳ replaced" in flat

@@ -120,6 +120,7 @@ async def test_every_tool_is_listed_with_its_hints_and_an_output_schema(make_ser
         "synthesize",
         "idempotency_key",
         "engine",
+        "max_replans",
     ]
 
 
@@ -590,12 +591,13 @@ async def test_an_unknown_run_id_says_so(make_server: MakeServer, mode: str, too
     )
 
 
-async def test_tools_list_stays_under_25000_characters_with_every_tool(make_server: MakeServer, mode: str) -> None:
+async def test_tools_list_stays_under_26500_characters_with_every_tool(make_server: MakeServer, mode: str) -> None:
     async with Client(make_server(), mode=mode) as client:
         listed = await client.list_tools()
 
     size = len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
-    assert size <= 25_000, f"tools/list is {size:,} characters"
+    # 25,000 until plan versions, max_replans and approval (issue 15).
+    assert size <= 26_500, f"tools/list is {size:,} characters"
     assert len(listed.tools) == 13  # 7 planning and run tools + one per agent of the test catalog (6)
     assert not any('"title": "' in json.dumps(tool.input_schema) for tool in listed.tools)
 
