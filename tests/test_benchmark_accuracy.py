@@ -70,13 +70,19 @@ async def test_plans_are_scored_against_the_expected_calls_and_answers() -> None
 
 
 @pytest.mark.model
-def test_the_smoke_cases_plan_on_the_embedded_model(tmp_path: Path) -> None:
+@pytest.mark.timeout(1200)  # two prompt prefixes (one per catalog) are evaluated cold, ~1 min each here
+def test_the_smoke_cases_plan_on_the_embedded_model(tmp_path: Path, pytestconfig: pytest.Config) -> None:
     pytest.importorskip("llama_cpp")
+    # A data directory of its own; the assembled model is the one the other model tests share.
+    models = pytestconfig.cache.mkdir("planner-mcp-model") / "models"
+    models.mkdir(exist_ok=True)
+    (tmp_path / "models").symlink_to(models)
     out = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PLANNER_MCP_"))}
     child = subprocess.run(
         [sys.executable, "-m", "benchmarks.accuracy", "--smoke", "--json", str(out)],
         cwd=Path(__file__).parent.parent,
-        env={**os.environ, "PLANNER_MCP_LLM": "local"},
+        env=env | {"PLANNER_MCP_HOME": str(tmp_path), "PLANNER_MCP_LLM": "local"},
         capture_output=True,
         timeout=1200,
         check=False,
