@@ -33,9 +33,10 @@ def signature(tool: ToolSpec) -> str:
     params = []
     for name, raw in schema.get("properties", {}).items():
         prop = _deref(raw, defs)
-        text = f"{name}: {_type_name(prop, defs)}{_range(prop)}"
+        view = _documented(prop, defs)
+        text = f"{name}: {_type_name(prop, defs)}{_range(view)}"
         if name not in required:
-            text += f" = {json.dumps(prop.get('default'), ensure_ascii=False)}"
+            text += f" = {json.dumps(view.get('default'), ensure_ascii=False)}"
         params.append(text)
     return f"{tool.name}({', '.join(params)})"
 
@@ -50,7 +51,7 @@ def parameter_notes(tool: ToolSpec, seen: set[str] | None = None) -> str:
     defs = schema.get("$defs", {})
     notes = []
     for name, raw in schema.get("properties", {}).items():
-        description = _one_line(str(_deref(raw, defs).get("description") or raw.get("description") or ""))
+        description = _one_line(str(_documented(_deref(raw, defs), defs).get("description") or ""))
         note = f"{name}: {description.rstrip('.')}"
         if not description or _says_little(description) or (seen is not None and note in seen):
             continue
@@ -86,6 +87,18 @@ def _deref(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any
         target = defs.get(reference.removeprefix("#/$defs/"), {})
         return {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
     return prop
+
+
+def _documented(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An optional parameter's documentation wherever its schema keeps it: a JSON-Schema tool's
+    optional parameter is `{"anyOf": [<its own schema>, {"type": "null"}]}`, with its description,
+    range and default inside the first member; the outer keys (a default of None aside) win."""
+    members = [_deref(m, defs) for m in prop.get("anyOf", prop.get("oneOf", []))]
+    inner = [m for m in members if m.get("type") != "null"]
+    if len(inner) != 1:
+        return prop
+    outer = {k: v for k, v in prop.items() if k not in ("anyOf", "oneOf") and v is not None}
+    return {**inner[0], **outer}
 
 
 def _type_name(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> str:

@@ -5,8 +5,9 @@
     uv run python -m benchmarks.accuracy --only foreign --limit 10 --json results.json
 
 Two catalogs: the built-in agents (math and string requests are also executed, and the answer is
-compared), and a "foreign" catalog of tools documented the way other systems document theirs
-(units, formats and allowed values in parameter descriptions, names like `_from`). A case passes
+compared), and a "foreign" catalog of JSON-Schema tools documented the way other systems (MCP
+servers, function-calling benchmarks) document theirs: units, formats and allowed values in
+parameter descriptions, names like `_from`. A case passes
 when the plan makes exactly the expected tool calls (order and ids aside, `$N` references allowed
 where the expected call has one) or, for executed cases, when its answer is the expected one.
 Categories follow the usual function-calling split: simple (one call), multiple (one call among
@@ -26,9 +27,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import Field, JsonValue
+from pydantic import JsonValue
 
 from agents.catalog import build_catalog
 from agents.llm import LLM, Usage, select_llm
@@ -232,131 +233,177 @@ BUILTIN: tuple[Case, ...] = (
 )
 
 
-# --- a catalog unlike ours: documented the way other systems document their tools ----------------
+# --- a catalog unlike ours: JSON-Schema tools, documented the way other systems document theirs ---
 
 
-def book_flight(
-    _from: Annotated[str, Field(description="Departure airport as a 3-letter IATA code, e.g. 'JFK'.")],
-    to: Annotated[str, Field(description="Arrival airport as a 3-letter IATA code.")],
-    date: Annotated[str, Field(description="Departure date as YYYY-MM-DD.")],
-    cabin: Annotated[Literal["economy", "business", "first"], Field(description="Cabin class.")] = "economy",
-    passengers: Annotated[int, Field(ge=1, le=9, description="Number of travellers.")] = 1,
-) -> str:
-    """Book a one-way flight."""
-    return "booked"
+def _obj(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
 
 
-def set_timer(
-    duration: Annotated[int, Field(ge=1, description="Length of the timer in minutes (not seconds).")],
-    label: Annotated[str | None, Field(description="Optional name shown when it rings.")] = None,
-) -> str:
-    """Start a countdown timer."""
-    return "set"
+def _s(description: str, **more: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **more}
 
 
-def convert_currency(
-    amount: Annotated[float, Field(description="Amount in the source currency.")],
-    _from: Annotated[str, Field(description="ISO 4217 code of the source currency, e.g. 'USD'.")],
-    to: Annotated[str, Field(description="ISO 4217 code of the target currency.")],
-) -> float:
-    """Convert money between currencies at today's rate."""
-    return amount
+def _n(kind: str, description: str, **more: Any) -> dict[str, Any]:
+    return {"type": kind, "description": description, **more}
 
 
-def deposit(
-    account_id: Annotated[str, Field(description="Account identifier, e.g. 'ACC-1001'.")],
-    amount: Annotated[float, Field(gt=0, description="Amount in US dollars, as a number.")],
-) -> str:
-    """Deposit money into a bank account."""
-    return "ok"
+# (agent, tool, description, inputSchema): units, formats and allowed values live in the parameter
+# descriptions, as in MCP servers' and function-calling benchmarks' tools; `_from` is a name.
+FOREIGN_TOOLS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    (
+        "travel",
+        "book_flight",
+        "Book a one-way flight.",
+        _obj(
+            ["_from", "to", "date"],
+            _from=_s("Departure airport as a 3-letter IATA code, e.g. 'JFK'."),
+            to=_s("Arrival airport as a 3-letter IATA code."),
+            date=_s("Departure date as YYYY-MM-DD.", format="date"),
+            cabin=_s("Cabin class.", enum=["economy", "business", "first"], default="economy"),
+            passengers=_n("integer", "Number of travellers.", minimum=1, maximum=9, default=1),
+        ),
+    ),
+    (
+        "travel",
+        "find_hotels",
+        "Find hotels in a city within a nightly price range.",
+        _obj(
+            ["city", "price_range"],
+            city=_s("City name."),
+            price_range=_s("Nightly price range as written by the user, e.g. '$80-$120'."),
+            stars=_n("integer", "Minimum star rating.", minimum=1, maximum=5),
+        ),
+    ),
+    (
+        "finance",
+        "convert_currency",
+        "Convert money between currencies at today's rate.",
+        _obj(
+            ["amount", "_from", "to"],
+            amount=_n("number", "Amount in the source currency."),
+            _from=_s("ISO 4217 code of the source currency, e.g. 'USD'."),
+            to=_s("ISO 4217 code of the target currency."),
+        ),
+    ),
+    (
+        "finance",
+        "deposit",
+        "Deposit money into a bank account.",
+        _obj(
+            ["account_id", "amount"],
+            account_id=_s("Account identifier, e.g. 'ACC-1001'."),
+            amount=_n("number", "Amount in US dollars, as a number.", exclusiveMinimum=0),
+        ),
+    ),
+    (
+        "finance",
+        "get_stock_price",
+        "Latest trade price of a stock.",
+        _obj(
+            ["symbol"],
+            symbol=_s("Ticker symbol in capitals, e.g. 'AAPL'."),
+            exchange=_s("Stock exchange.", enum=["NASDAQ", "NYSE", "LSE"], default="NASDAQ"),
+        ),
+    ),
+    (
+        "finance",
+        "loan_payment",
+        "Monthly payment of a fixed-rate loan.",
+        _obj(
+            ["principal", "annual_rate", "years"],
+            principal=_n("number", "Loan amount in dollars.", exclusiveMinimum=0),
+            annual_rate=_n("number", "Yearly interest rate in percent, e.g. 5 for 5%."),
+            years=_n("integer", "Loan term in years.", minimum=1, maximum=50),
+        ),
+    ),
+    (
+        "assistant",
+        "set_timer",
+        "Start a countdown timer.",
+        _obj(
+            ["duration"],
+            duration=_n("integer", "Length of the timer in minutes (not seconds).", minimum=1),
+            label=_s("Optional name shown when it rings."),
+        ),
+    ),
+    (
+        "assistant",
+        "send_email",
+        "Send an email.",
+        _obj(
+            ["to", "subject", "body"],
+            to=_s("Recipient email address."),
+            subject=_s("Subject line."),
+            body=_s("Message text."),
+        ),
+    ),
+    (
+        "assistant",
+        "translate",
+        "Translate text into another language.",
+        _obj(
+            ["text", "target"],
+            text=_s("Text to translate."),
+            target=_s("Target language as an ISO 639-1 code, e.g. 'fr' for French."),
+        ),
+    ),
+    (
+        "assistant",
+        "set_thermostat",
+        "Set a room's thermostat.",
+        _obj(
+            ["temperature"],
+            temperature=_n("number", "Target temperature in degrees Celsius."),
+            room=_s("Which room.", enum=["living", "bedroom", "kitchen"], default="living"),
+        ),
+    ),
+    (
+        "assistant",
+        "play_music",
+        "Play music.",
+        _obj(
+            ["query"],
+            query=_s("Song, artist or album to play."),
+            volume=_n("integer", "Volume in percent (0-100).", minimum=0, maximum=100, default=50),
+            shuffle=_n("boolean", "Shuffle the queue.", default=False),
+        ),
+    ),
+    (
+        "assistant",
+        "count_population",
+        "Population of a country.",
+        _obj(
+            ["country"],
+            country=_s("Country name in English."),
+            kind=_s("Which population to count.", enum=["all", "urban", "rural"], default="all"),
+        ),
+    ),
+)
+_AGENTS = {
+    "travel": "Flights and hotels.",
+    "finance": "Money: currency conversion, deposits, stocks, loans.",
+    "assistant": "Personal assistant: timers, email, translation, thermostat, music, facts.",
+}
 
 
-def find_hotels(
-    city: Annotated[str, Field(description="City name.")],
-    price_range: Annotated[str, Field(description="Nightly price range as written by the user, e.g. '$80-$120'.")],
-    stars: Annotated[int | None, Field(ge=1, le=5, description="Minimum star rating.")] = None,
-) -> list[str]:
-    """Find hotels in a city within a nightly price range."""
-    return []
-
-
-def count_population(
-    country: Annotated[str, Field(description="Country name in English.")],
-    kind: Annotated[Literal["all", "urban", "rural"], Field(description="Which population to count.")] = "all",
-) -> int:
-    """Population of a country."""
-    return 0
-
-
-def get_stock_price(
-    symbol: Annotated[str, Field(description="Ticker symbol in capitals, e.g. 'AAPL'.")],
-    exchange: Annotated[Literal["NASDAQ", "NYSE", "LSE"], Field(description="Stock exchange.")] = "NASDAQ",
-) -> float:
-    """Latest trade price of a stock."""
-    return 0.0
-
-
-def loan_payment(
-    principal: Annotated[float, Field(gt=0, description="Loan amount in dollars.")],
-    annual_rate: Annotated[float, Field(description="Yearly interest rate in percent, e.g. 5 for 5%.")],
-    years: Annotated[int, Field(ge=1, le=50, description="Loan term in years.")],
-) -> float:
-    """Monthly payment of a fixed-rate loan."""
-    return 0.0
-
-
-def send_email(
-    to: Annotated[str, Field(description="Recipient email address.")],
-    subject: Annotated[str, Field(description="Subject line.")],
-    body: Annotated[str, Field(description="Message text.")],
-) -> str:
-    """Send an email."""
-    return "sent"
-
-
-def translate(
-    text: Annotated[str, Field(description="Text to translate.")],
-    target: Annotated[str, Field(description="Target language as an ISO 639-1 code, e.g. 'fr' for French.")],
-) -> str:
-    """Translate text into another language."""
-    return text
-
-
-def set_thermostat(
-    temperature: Annotated[float, Field(description="Target temperature in degrees Celsius.")],
-    room: Annotated[Literal["living", "bedroom", "kitchen"], Field(description="Which room.")] = "living",
-) -> str:
-    """Set a room's thermostat."""
-    return "ok"
-
-
-def play_music(
-    query: Annotated[str, Field(description="Song, artist or album to play.")],
-    volume: Annotated[int, Field(ge=0, le=100, description="Volume in percent (0-100).")] = 50,
-    shuffle: Annotated[bool, Field(description="Shuffle the queue.")] = False,
-) -> str:
-    """Play music."""
-    return "playing"
+async def _not_called(args: dict[str, JsonValue]) -> JsonValue:
+    return "ok"  # foreign plans are scored by their calls; nothing runs them
 
 
 def foreign_catalog() -> Catalog:
-    def tools(*functions: Any) -> tuple[ToolSpec, ...]:
-        return tuple(ToolSpec.from_function(f) for f in functions)
-
+    """The foreign tools as JSON-Schema tools (ToolSpec.from_json_schema, as MCP servers' tools are)."""
     return Catalog(
-        [
-            AgentSpec(name="travel", description="Flights and hotels.", tools=tools(book_flight, find_hotels)),
-            AgentSpec(
-                name="finance",
-                description="Money: currency conversion, deposits, stocks, loans.",
-                tools=tools(convert_currency, deposit, get_stock_price, loan_payment),
+        AgentSpec(
+            name=agent,
+            description=description,
+            tools=tuple(
+                ToolSpec.from_json_schema(tool, text, schema, _not_called)
+                for owner, tool, text, schema in FOREIGN_TOOLS
+                if owner == agent
             ),
-            AgentSpec(
-                name="assistant",
-                description="Personal assistant: timers, email, translation, thermostat, music, facts.",
-                tools=tools(set_timer, send_email, translate, set_thermostat, play_music, count_population),
-            ),
-        ]
+        )
+        for agent, description in _AGENTS.items()
     )
 
 

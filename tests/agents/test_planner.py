@@ -289,6 +289,32 @@ def test_the_prompt_carries_each_parameters_documentation() -> None:
     assert "Long explanation" not in prompt
 
 
+def test_a_json_schema_tools_optional_parameters_keep_their_default_range_and_note() -> None:
+    async def forecast(args: dict[str, JsonValue]) -> JsonValue:
+        return None
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "location": {"type": "string", "description": "Place name, e.g. 'Paris, France'."},
+            "days": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 16,
+                "default": 3,
+                "description": "Number of days, from today.",
+            },
+            "_unit": {"type": "string", "enum": ["C", "F"], "description": "Temperature unit: 'C' or 'F'."},
+        },
+        "required": ["location"],
+    }
+    tool = ToolSpec.from_json_schema("weather.forecast", "Daily forecast.", schema, forecast)
+    prompt = system_prompt(Catalog([AgentSpec(name="weather", description="Weather", tools=(tool,))]))
+
+    assert 'weather.forecast(location: str, days: int | null 1..16 = 3, _unit: "C"|"F" | null = null)' in prompt
+    assert "days: Number of days, from today; _unit: Temperature unit: 'C' or 'F'" in prompt
+
+
 def test_the_prompt_names_no_agent_the_catalog_does_not_have() -> None:
     def route(_from: str, to: str) -> str:
         """A route between two cities."""
