@@ -29,6 +29,7 @@ from agents.prompts import describe_tool, describe_tools, summary
 from agents.repetition import RepetitionGuard, complete_steps
 from agents.schemas import plan_draft_model
 from planning.catalog import AgentSpec, Catalog, ToolSpec
+from planning.errors import UserFixableError
 from planning.plan import Plan
 from planning.validate import PlanLimits, PlanValidationError, Problem, parse_plan
 
@@ -56,7 +57,7 @@ EXAMPLE_PLAN = {
 _EXAMPLE_TEXT = "alpha beta gamma"
 
 
-class PlanningError(Exception):
+class PlanningError(UserFixableError):
     """The planner could not produce a valid plan within its repair rounds or its time budget."""
 
     def __init__(

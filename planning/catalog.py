@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 from pydantic_core import to_jsonable_python
 
+from planning.errors import UserFixableError
 from planning.tool_schema import PARAMETER_NAME, args_model_from_schema, given_arguments
 from tools.arguments import format_errors as format_errors  # re-exported
 from tools.arguments import format_validation_error as format_validation_error  # re-exported
@@ -24,11 +25,11 @@ if TYPE_CHECKING:
     from planning.settings import Settings
 
 
-class CatalogError(LookupError):
+class CatalogError(UserFixableError, LookupError):
     """An agent or tool name that the catalog does not know; the message lists the valid ones."""
 
 
-class CatalogFactoryError(ValueError):
+class CatalogFactoryError(UserFixableError, ValueError):
     """The catalog cannot be built from the settings: `PLANNER_MCP_CATALOG` does not name a working
     factory, or `PLANNER_MCP_SERVERS` names an unusable servers file."""
 

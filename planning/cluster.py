@@ -4,6 +4,7 @@ remote engine's errors (the engine itself is planning.remote)."""
 
 from __future__ import annotations
 
+from planning.errors import UserFixableError
 from planning.records import RunSummary
 from planning.status import FlytePhase
 
@@ -12,7 +13,7 @@ __all__ = ["PLAN_TASK", "FlytePhase", "FlyteRunSummary", "RemoteError"]
 PLAN_TASK = "planner_mcp.run_plan"  # the Flyte task name of every planner-mcp run
 
 
-class RemoteError(Exception):
+class RemoteError(UserFixableError):
     """Base of the remote engine's errors; every message says what to do."""
 
 

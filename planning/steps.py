@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import anyio
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from agents.llm.errors import LLMError, LLMNotConfiguredError, LLMTransientError
 from planning.catalog import AgentSpec, Catalog, CatalogError, format_validation_error
+from planning.errors import LLMError, LLMNotConfiguredError, LLMTransientError
 from planning.plan import Step, UnresolvedReferenceError
 from planning.records import StepError, StepOutcome, StepStatus, Usage
 from tools.errors import ToolError, TransientToolError

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from planning.errors import UserFixableError
 from planning.plan import Plan
 from planning.records import (
     AnswerSource,
@@ -45,7 +46,7 @@ from planning.records import (
 )
 
 
-class StoreError(Exception):
+class StoreError(UserFixableError):
     """Base of the run store's errors."""
 
 

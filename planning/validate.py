@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from planning.catalog import Catalog, format_errors
+from planning.errors import UsageError
 from planning.plan import Plan, Reference, Step, find_references, is_whole_reference, strings_in
 
 # Far beyond any plan's needs, and within what the run store (64-bit integers) can record.
@@ -40,7 +41,7 @@ class Problem(BaseModel):
         return f"{where}{self.message}. Fix: {self.fix}"
 
 
-class PlanValidationError(ValueError):
+class PlanValidationError(UsageError, ValueError):
     """A plan that cannot run; `problems` lists everything wrong with it."""
 
     def __init__(self, problems: list[Problem], max_reported: int = 50) -> None:

@@ -22,6 +22,7 @@ from agents.synthesis import Synthesizer
 from planning.approval import approval_reason
 from planning.catalog import Catalog, load_catalog
 from planning.cluster import RemoteError
+from planning.errors import RunBusyError, UserFixableError
 from planning.events import OnEvent, PhaseEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
@@ -40,11 +41,7 @@ REMOTE: EngineName = "remote"
 logger = logging.getLogger(__name__)
 
 
-class RunBusyError(RuntimeError):
-    """The run is executing in a live process right now."""
-
-
-class ApprovalError(RuntimeError):
+class ApprovalError(UserFixableError):
     """The run is not awaiting approval (never asked, or already decided)."""
 
 

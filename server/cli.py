@@ -26,14 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported after parsing, so `--help`, `--version` and argument errors cost no more than argparse.
     from pydantic import ValidationError
 
-    from agents.llm import LLMError
-    from agents.planner import PlanningError
-    from planning.catalog import CatalogFactoryError
-    from planning.cluster import RemoteError
+    from planning.errors import UserFixableError
     from planning.settings import Settings
-    from planning.store import StoreError
-    from planning.validate import PlanValidationError
-    from server.app import RunBusyError
     from server.commands import EXIT_FAILED, EXIT_USAGE, dispatch, err
     from server.terminal import log_handler
     from server.terminal import print_plain as _plain
@@ -60,13 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
     try:
         return asyncio.run(dispatch(args))
-    except PlanValidationError as exc:
-        _plain(err, str(exc), style="red")
-        return EXIT_USAGE
+    except UserFixableError as exc:  # the one root of what a person can fix (planning.errors)
+        _plain(err, f"error: {exc}", style="red")
+        return exc.exit_code
     except ValidationError as exc:
         _plain(err, f"error: invalid PLANNER_MCP_* setting: {exc}", style="red")
         return EXIT_USAGE
-    except (LLMError, PlanningError, StoreError, RunBusyError, CatalogFactoryError, RemoteError, OSError) as exc:
+    except OSError as exc:
         _plain(err, f"error: {exc}", style="red")
         return EXIT_FAILED
     except KeyboardInterrupt:

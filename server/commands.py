@@ -19,6 +19,7 @@ from rich.table import Table
 from agents.llm import LLM, LLMNotConfiguredError
 from agents.llm.select import select_llm
 from planning.cluster import PLAN_TASK
+from planning.errors import EXIT_FAILED, EXIT_USAGE
 from planning.events import PhaseEvent, RunEvent
 from planning.mermaid import flowchart, gantt, run_flowchart
 from planning.plan import plan_json_schema
@@ -43,9 +44,6 @@ logger = logging.getLogger(__name__)
 # (`_plain`), so "[/]" or ":smile:" in it is shown as written, never parsed.
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 out = Console(highlight=False, soft_wrap=True, emoji=False)
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def _select_llm(args: argparse.Namespace, settings: Settings) -> LLM | None:

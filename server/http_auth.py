@@ -20,6 +20,8 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from planning.errors import UserFixableError
+
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "PLANNER_MCP_TOKEN"
@@ -29,7 +31,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
-class HttpConfigError(ValueError):
+class HttpConfigError(UserFixableError, ValueError):
     """The HTTP transport is configured unsafely; the message says what to set."""
 
 

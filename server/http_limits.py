@@ -26,6 +26,8 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from planning.errors import UserFixableError
+
 logger = logging.getLogger(__name__)
 
 SESSION_HEADER = "mcp-session-id"
@@ -33,7 +35,7 @@ SESSION_HEADER = "mcp-session-id"
 _OPENING_REQUESTS = 2
 
 
-class HttpLimitsError(ValueError):
+class HttpLimitsError(UserFixableError, ValueError):
     """A PLANNER_MCP_HTTP_* setting is not a valid number; the message names it."""
 
 

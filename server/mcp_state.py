@@ -14,15 +14,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from agents.llm import LLMError
-from agents.planner import PlanningError
-from planning.catalog import CatalogError, CatalogFactoryError
-from planning.cluster import RemoteError
+from planning.errors import UserFixableError
 from planning.settings import Settings
-from planning.store import StoreError
-from planning.validate import PlanValidationError
-from server.app import App, RunBusyError
-from server.supervisor import RunAbortedError, RunActiveError, RunSupervisor
+from server.app import App
+from server.supervisor import RunSupervisor
 from server.views import (
     RunView,
     run_text,
@@ -30,21 +25,8 @@ from server.views import (
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
-# Failures a model can read and fix; their messages name the problem and the fix.
 # Failures of opening the application that leave the server up, reporting them on every tool call.
-OPEN_ERRORS: tuple[type[Exception], ...] = (StoreError, OSError, LLMError, CatalogFactoryError)
-
-FIXABLE_ERRORS: tuple[type[Exception], ...] = (
-    PlanValidationError,
-    PlanningError,
-    LLMError,
-    StoreError,
-    RunBusyError,
-    RunActiveError,
-    RunAbortedError,
-    CatalogError,
-    RemoteError,
-)
+OPEN_ERRORS: tuple[type[Exception], ...] = (UserFixableError, OSError)
 
 RunId = Annotated[
     str,
@@ -114,5 +96,5 @@ def fixable_errors() -> Iterator[None]:
     """Failures the model can fix become ToolErrors it can read."""
     try:
         yield
-    except FIXABLE_ERRORS as exc:
+    except UserFixableError as exc:  # the one root of what a caller can fix (planning.errors)
         raise ToolError(str(exc)) from None

@@ -19,13 +19,13 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 
-from agents.llm import LLMError
 from agents.llm.select import select_llm
-from planning.catalog import CatalogFactoryError, load_catalog
+from planning.catalog import load_catalog
+from planning.errors import UserFixableError
 from planning.settings import Settings
 from server.app import App
-from server.http_auth import HostGuard, HttpConfigError, HttpSecurity, http_security
-from server.http_limits import BodyDeadline, HttpLimits, HttpLimitsError, SessionQuota, header_timeout_protocol
+from server.http_auth import HostGuard, HttpSecurity, http_security
+from server.http_limits import BodyDeadline, HttpLimits, SessionQuota, header_timeout_protocol
 from server.mcp_server import build_server
 from server.mcp_state import ServerState
 
@@ -50,7 +50,7 @@ def serve(
         limits = HttpLimits.from_env(environ)
         llm = select_llm(environ, settings.home)
         catalog = load_catalog(settings)
-    except (HttpConfigError, HttpLimitsError, LLMError, CatalogFactoryError) as exc:
+    except UserFixableError as exc:
         raise SystemExit(f"planner-mcp: {exc}") from None
 
     def factory(settings: Settings) -> App:

@@ -26,6 +26,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
+from planning.errors import RunAbortedError, RunBusyError
 from planning.events import OnEvent, PhaseEvent, RunEvent
 from planning.records import RunRecord, RunStatus, StepStatus
 from planning.store import StoreError
@@ -39,20 +40,6 @@ ReportProgress = Callable[[float, float | None, str], Awaitable[None]]
 
 # How long a cancelled run may take to stop and be recorded before its caller gives up waiting.
 CANCEL_GRACE_S = 30.0
-
-
-class RunActiveError(RuntimeError):
-    """The run is already executing in this server."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(
-            f"run {run_id!r} is already executing in this server; call get_run({run_id!r}) to follow it, "
-            f"or cancel_run({run_id!r}) to stop it"
-        )
-
-
-class RunAbortedError(RuntimeError):
-    """The run stopped without a result (the server is shutting down)."""
 
 
 @dataclass
@@ -157,7 +144,10 @@ class RunSupervisor:
 
     def _spawn(self, run_id: str, on_event: OnEvent | None, synthesize: bool) -> _Active:
         if run_id in self._active:
-            raise RunActiveError(run_id)
+            raise RunBusyError(
+                f"run {run_id!r} is already executing in this server; call get_run({run_id!r}) to follow it, "
+                f"or cancel_run({run_id!r}) to stop it"
+            )
         active = self._active[run_id] = _Active(on_event=on_event, synthesize=synthesize)
         self._task_group.start_soon(self._execute, run_id, active, name=f"run {run_id}")
         return active

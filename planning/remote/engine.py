@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 from planning import flyte_setup
 from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, RemoteError
 from planning.engine import PlanRequest, run_plan
+from planning.errors import RunBusyError
 from planning.events import OnEvent
 from planning.ownership import this_process
 from planning.records import RunRecord, StepOutcome, StepStatus
 from planning.remote import listing
 from planning.remote.config import FlyteTarget, forwarded_env, init_flyte, resolve_target
-from planning.remote.errors import FlyteRunBusyError, FlyteUnreachableError, NotOnFlyteError, translate
+from planning.remote.errors import FlyteUnreachableError, NotOnFlyteError, translate
 from planning.remote.listing import RUN_LABEL
 from planning.remote.snapshot import ACTIVE, apply_snapshot, read_snapshot
 from planning.settings import Settings
@@ -73,7 +74,7 @@ class RemoteEngine:
         if previous is not None:
             phase = await self._call("check the previous Flyte run", self._phase_of(previous.name), previous.name)
             if phase in ACTIVE:
-                raise FlyteRunBusyError(
+                raise RunBusyError(
                     f"run {run_id!r} is still running on Flyte as {previous.name!r} ({previous.url}); "
                     "wait for it to finish or cancel it first"
                 )

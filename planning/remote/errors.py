@@ -6,7 +6,6 @@ RemoteError
 ├── FlyteAuthError           the control plane refused the credentials
 ├── FlyteRunNotFoundError    no Flyte run by that name (also a LookupError)
 ├── NotOnFlyteError          the stored run was never submitted to a cluster (also a ValueError)
-├── FlyteRunBusyError        the run is still running on the cluster
 └── FlyteRequestError        any other refusal (bad request, image build, upload)
 """
 
@@ -27,7 +26,6 @@ __all__ = [
     "FlyteAuthError",
     "FlyteNotConfiguredError",
     "FlyteRequestError",
-    "FlyteRunBusyError",
     "FlyteRunNotFoundError",
     "FlyteUnreachableError",
     "NotOnFlyteError",
@@ -62,10 +60,6 @@ class NotOnFlyteError(RemoteError, ValueError):
             f"run {run_id!r} was never submitted to Flyte (it runs locally); read it from the run store, "
             "or submit it with the remote engine (PLANNER_MCP_ENGINE=remote)"
         )
-
-
-class FlyteRunBusyError(RemoteError):
-    """The run is still executing on the cluster."""
 
 
 class FlyteRequestError(RemoteError):

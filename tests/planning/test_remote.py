@@ -27,6 +27,7 @@ from agents.llm.protocol import Usage
 from planning import engine, flyte_env
 from planning.answer import RunAnswer
 from planning.engine import LocalEngine, PlanRequest, RunResult, StepRequest, run_code_step, run_plan, run_step
+from planning.errors import RunBusyError
 from planning.flyte_env import PROJECT_ROOT
 from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepRecord, StepStatus
 from planning.remote import (
@@ -34,7 +35,6 @@ from planning.remote import (
     RUN_LABEL,
     FlyteAuthError,
     FlyteNotConfiguredError,
-    FlyteRunBusyError,
     FlyteRunNotFoundError,
     FlyteRunSummary,
     FlyteUnreachableError,
@@ -226,7 +226,7 @@ async def test_resubmitting_waits_for_the_flyte_run_to_end_then_sends_only_what_
     await remote_engine.submit(run.id)
     set_run_phase(plane, phase_pb2.ACTION_PHASE_RUNNING)
 
-    with pytest.raises(FlyteRunBusyError) as busy:
+    with pytest.raises(RunBusyError) as busy:
         await remote_engine.submit(run.id)
     assert str(busy.value) == (
         f"run {run.id!r} is still running on Flyte as 'rfake0001' ({console_url(plane)}); "
