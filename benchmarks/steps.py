@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmarks.table import Row
 from planning.answer import plain_answer
 from planning.catalog import AgentSpec, Catalog, ToolSpec
-from planning.engine import LocalEngine
+from planning.local import LocalEngine
 from planning.plan import Plan, Step
 from planning.records import RunStatus
 from planning.steps import StepRunner

@@ -2,12 +2,14 @@
 
 On a cluster that is one Flyte run whose actions are the plan's steps (grouped by wave for people
 to read, never waited on by wave; each action is named `step-<id>`). Locally (the default) Flyte
-executes in-process on its own event loop thread; the objects a run needs that cannot travel as task
-inputs (catalog, LLM, store, the caller's progress callback) are handed to the task bodies through
-`_LOCAL_RUNS`, keyed by run id. On a cluster there is no such entry: the task bodies build those
-objects from the container's environment (settings, injected secrets) and keep no store; the run's
-result comes back as `run_plan`'s output (see planning.remote). The environments are in
-planning.flyte_env.
+executes in-process on its own event loop thread; the objects a run needs that cannot travel as
+task inputs (catalog, LLM, store, the caller's progress callback) reach the task bodies as a
+`LocalRun` in a context variable (`CURRENT_RUN`) that `LocalEngine.run` (planning.local) sets
+around its Flyte run: Flyte local mode carries the caller's context into every task body it
+starts. On a cluster there is none: the task bodies build those objects with the composition root
+named by `Settings.runtime` from the container's environment (settings, injected secrets) and keep
+no store; the run's result comes back as `run_plan`'s output (see planning.remote). The
+environments are in planning.flyte_env.
 
 Flyte's stdout habits are tamed by `planning.flyte_setup`, imported before flyte itself.
 """
@@ -16,14 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import logging
-import os
-import shutil
 import threading
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -48,10 +48,21 @@ logger = logging.getLogger(__name__)
 Synthesize = Callable[[RunRecord], Awaitable[RunAnswer]]
 
 
+@dataclass(frozen=True)
+class RunParts:
+    """What executing a run needs besides the plan: how to run a step, how to write the answer,
+    and how many steps may run at once. Built by the composition root (agents.runtime)."""
+
+    steps: StepRunner
+    synthesize: Synthesize
+    max_concurrency: int
+
+
 @dataclass
 class LocalRun:
     """What a local run's task bodies need from the process that started it."""
 
+    run_id: str
     store: RunStore | None
     steps: StepRunner
     synthesize: Synthesize
@@ -66,26 +77,9 @@ class LocalRun:
         self.on_event(PhaseEvent(run_id=run_id, phase=phase))
 
 
-# Run id -> LocalRun, filled by LocalEngine.run for the duration of a run (not at import).
-_LOCAL_RUNS: dict[str, LocalRun] = {}
-
-# Flyte's local metadata and raw data of a run, under the data dir; removed when the run ends.
-SCRATCH_DIR = "flyte-scratch"
-
-
-def _local_runner(run_id: str, scratch: Path) -> Any:
-    """A local Flyte runner whose metadata and raw data stay in `scratch` (by default Flyte keeps
-    metadata in /tmp/flyte/metadata/<run>, outside the data dir, and never removes it)."""
-    shutil.rmtree(scratch, ignore_errors=True)  # left by a process that died mid-run
-    runner = flyte.with_runcontext(mode="local", raw_data_path=str(scratch / "raw"), name=run_id)
-    # with_runcontext takes no metadata path, but its runner keeps one (flyte 2.12; a test checks
-    # that no run writes under /tmp/flyte).
-    if hasattr(runner, "_metadata_path"):
-        runner._metadata_path = str(scratch / "metadata")
-    else:
-        logger.warning("this Flyte keeps local run metadata outside %s", scratch)
-    return runner
-
+# The local run whose task bodies execute in this context: set by LocalEngine.run for the length of
+# its Flyte run, read by the task bodies; unset (None) on a cluster.
+CURRENT_RUN: ContextVar[LocalRun | None] = ContextVar("planner_mcp_local_run", default=None)
 
 # Task I/O crosses the Flyte boundary as JSON text (`str`), parsed with these models: Flyte's
 # pydantic transformer rebuilds a model's JSON Schema on every submission (61% of a step's CPU),
@@ -113,6 +107,7 @@ class PlanRequest(BaseModel):
     plan: Plan
     succeeded: dict[int, StepOutcome] = {}
     request: str | None = None  # the user's words, for the answer when no store holds them
+    synthesize: bool = True  # False: the answer is stated from the results, never written by the LLM
 
 
 class RunResult(BaseModel):
@@ -261,11 +256,11 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
         status = run_status(outcomes, total)
         local.on_phase(run_id, "answer")
         if not store:
-            answer = await _synthesize(local, _record_of(request, status, outcomes))
+            answer = await _synthesize(local, _record_of(request, status, outcomes), request.synthesize)
             return RunResult(
                 status=status, answer=answer.text, answer_source=answer.source, outcomes=outcomes, usage=answer.usage
             )
-        answer = await _synthesize(local, store.get_run(run_id))
+        answer = await _synthesize(local, store.get_run(run_id), request.synthesize)
         store.add_run_usage(run_id, answer.usage)
         failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error] + notes
         store.finish_run(
@@ -320,9 +315,11 @@ def _stop_on_store_fault(store: RunStore, run_id: str, fault: StoreUnavailableEr
     return RunResult(status=RunStatus.FAILED)
 
 
-async def _synthesize(local: LocalRun, record: RunRecord) -> RunAnswer:
-    """The run's answer; a synthesis that breaks gives the deterministic answer, never a failed
-    orchestrator (which Flyte would retry)."""
+async def _synthesize(local: LocalRun, record: RunRecord, enabled: bool) -> RunAnswer:
+    """The run's answer (stated from the results unless `enabled`); a synthesis that breaks gives
+    the deterministic answer, never a failed orchestrator (which Flyte would retry)."""
+    if not enabled:
+        return await plain_answer(record)
     try:
         return await local.synthesize(record)
     except Exception:  # the answer is optional; the steps' results are what count
@@ -333,33 +330,30 @@ async def _synthesize(local: LocalRun, record: RunRecord) -> RunAnswer:
 def _context(run_id: str) -> LocalRun:
     """The objects a run's task bodies use: the local run's, else (on a cluster) a fresh context
     built from this container's environment, with no store."""
-    local = _LOCAL_RUNS.get(run_id)
-    if local is not None:
+    local = CURRENT_RUN.get()
+    if local is not None and local.run_id == run_id:
         return local
-    steps, synthesize, max_concurrency = _cluster_parts()
-    return LocalRun(store=None, steps=steps, synthesize=synthesize, max_concurrency=max_concurrency)
+    parts = _cluster_parts()
+    return LocalRun(
+        run_id=run_id,
+        store=None,
+        steps=parts.steps,
+        synthesize=parts.synthesize,
+        max_concurrency=parts.max_concurrency,
+    )
 
 
 @functools.cache
-def _cluster_parts() -> tuple[StepRunner, Synthesize, int]:
-    """Catalog, LLM and synthesis from settings and the injected secrets; built once per process
-    (a reused container serves many steps). Agents are imported here: planning does not depend on
-    them at import time."""
-    from agents.llm.select import select_llm
-    from agents.specialist import SpecialistRunner
-    from agents.synthesis import Synthesizer
-    from planning.catalog import load_catalog
+def _cluster_parts() -> RunParts:
+    """The composition root named by `Settings.runtime` (`module:function`, called with the
+    settings), built once per process: a reused container serves many steps. Imported by name, so
+    planning depends on no agent code."""
     from planning.settings import Settings
 
     settings = Settings()
-    llm = select_llm(os.environ, settings.home)
-    steps = StepRunner(
-        load_catalog(settings),
-        run_agent=SpecialistRunner(llm) if llm is not None else None,
-        retries=settings.step_retries,
-        retry_base_s=settings.retry_base_s,
-    )
-    return steps, Synthesizer(llm if settings.synthesize else None), settings.max_concurrency
+    module_name, _, function_name = settings.runtime.partition(":")
+    build = getattr(importlib.import_module(module_name), function_name)
+    return build(settings)
 
 
 def _record_of(request: PlanRequest, status: RunStatus, outcomes: dict[int, StepOutcome]) -> RunRecord:
@@ -396,84 +390,3 @@ def _cancel_pending(store: RunStore, run_id: str) -> None:
     for step in store.get_run(run_id).steps:
         if step.status in (StepStatus.PENDING, StepStatus.RUNNING):
             store.step_finished(run_id, step.id, cancelled.model_copy(update={"attempts": step.attempts}))
-
-
-class LocalEngine:
-    """Executes stored runs with Flyte in local mode, in this process."""
-
-    name = "local"
-
-    def __init__(
-        self,
-        store: RunStore,
-        steps: StepRunner,
-        synthesize: Synthesize,
-        *,
-        home: Path,
-        max_concurrency: int = 8,
-        replan: Replanner | None = None,
-        max_replans: int = 1,
-    ):
-        """`replan` (None: never) revises plans whose steps failed; `max_replans` is the bound for a
-        run of a request that sets none itself (a hand-written plan's run replans only when it does)."""
-        self.store = store
-        self.steps = steps
-        self.synthesize = synthesize
-        self.home = home
-        self.max_concurrency = max_concurrency
-        self.replan = replan
-        self.max_replans = max_replans
-
-    async def run(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
-        """Execute (or resume) a stored run to its end; cancelling the caller cancels the run.
-
-        `synthesize=False` gives the run the deterministic answer instead of an LLM-written one.
-        """
-        local = LocalRun(
-            store=self.store,
-            steps=self.steps,
-            synthesize=self.synthesize if synthesize else plain_answer,
-            max_concurrency=self.max_concurrency,
-            on_event=on_event or (lambda event: None),
-            replan=self.replan,
-            max_replans=self.max_replans,
-        )
-        if run_id in _LOCAL_RUNS:
-            raise RuntimeError(f"run {run_id!r} is already executing in this process")
-        _LOCAL_RUNS[run_id] = local
-        scratch = self.home / SCRATCH_DIR / run_id
-        try:
-            runner = _local_runner(run_id, scratch)
-            request = PlanRequest(run_id=run_id, plan=self.store.get_run(run_id).plan)
-            pending = asyncio.ensure_future(runner.run.aio(run_plan, request.model_dump_json()))
-            try:
-                run = await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                # Shielded so an anyio cancel scope cannot cut the wait short: the run must be
-                # recorded `cancelled` before the caller hears it ended.
-                self._request_cancel(local)
-                with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                    await pending
-                raise
-        finally:
-            _LOCAL_RUNS.pop(run_id, None)
-            shutil.rmtree(scratch, ignore_errors=True)
-        result = RunResult.model_validate_json((await run.outputs.aio())[0])
-        record = self.store.get_run(run_id)
-        if result.unrecorded and not record.status.finished:
-            raise StoreUnavailableError(result.unrecorded, disk_full=True)
-        return record
-
-    def cancel(self, run_id: str) -> bool:
-        """Cancel a run executing in this process; False if it is not executing here."""
-        local = _LOCAL_RUNS.get(run_id)
-        if local is None:
-            return False
-        self._request_cancel(local)
-        return True
-
-    @staticmethod
-    def _request_cancel(local: LocalRun) -> None:
-        local.cancel_requested.set()
-        if local.cancel is not None:
-            local.cancel()

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
         default="agents.catalog:build_catalog",
         description="`module:function` that builds the catalog from these settings (custom agents and tools).",
     )
+    runtime: str = Field(
+        default="agents.runtime:cluster_parts",
+        description="`module:function` that builds what a run needs (steps, answer, concurrency) from these "
+        "settings in a Flyte cluster's task pods: the composition root App.open also uses.",
+    )
+    flyte_local_persistence: bool = Field(
+        default=True,
+        description="Record local runs in Flyte's own local run store too (~/.flyte/local-cache), so "
+        "`flyte start tui` and list_runs(source='flyte') show them without a cluster.",
+    )
     servers: Path | None = Field(
         default=None,
         description='A servers.json in the MCP hosts\' shape ({"mcpServers": {...}}): each server becomes a '

@@ -8,7 +8,8 @@ showing runs, and a server's `initialize`, cost no more than that.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,23 +18,21 @@ import anyio
 from agents.llm import LLM, LLMError, LLMNotConfiguredError, Usage
 from agents.planner import Planner, PlanningError, PlanResult
 from agents.replanner import Replanner
-from agents.specialist import SpecialistRunner
-from agents.synthesis import Synthesizer
 from planning.approval import approval_reason
 from planning.catalog import Catalog, load_catalog
-from planning.cluster import RemoteError
+from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, RemoteError
 from planning.errors import RunBusyError, UserFixableError
 from planning.events import OnEvent, PhaseEvent
 from planning.ownership import is_alive, this_process
 from planning.plan import Plan, Step
 from planning.records import Approval, RunRecord, RunStatus
 from planning.settings import EngineName, Settings
-from planning.steps import StepRunner
 from planning.store import RunStore
 from planning.validate import parse_plan
 
 if TYPE_CHECKING:
-    from planning.engine import LocalEngine
+    from planning.engines import Engine
+    from planning.local import LocalEngine
     from planning.remote import RemoteEngine
 
 REMOTE: EngineName = "remote"
@@ -73,23 +72,47 @@ class App:
     @cached_property
     def engine(self) -> LocalEngine:
         """Flyte local mode in this process (Flyte is imported here, when a run first executes)."""
-        from planning.engine import LocalEngine
+        from agents.runtime import build_parts
+        from planning.local import LocalEngine
 
-        steps = StepRunner(
-            self.catalog,
-            run_agent=SpecialistRunner(self.llm) if self.llm is not None else None,
-            retries=self.settings.step_retries,
-            retry_base_s=self.settings.retry_base_s,
-        )
-        synthesize = Synthesizer(self.llm if self.settings.synthesize else None)
-        return LocalEngine(
+        return LocalEngine.from_parts(
             self.store,
-            steps,
-            synthesize,
+            build_parts(self.settings, self.llm, self.catalog),  # the composition root (agents.runtime)
             home=self.settings.home,
-            max_concurrency=self.settings.max_concurrency,
+            flyte_persistence=self.settings.flyte_local_persistence,
             replan=Replanner(self.planner) if self.planner is not None else None,
             max_replans=self.settings.max_replans,
+        )
+
+    def engine_for(self, engine: str) -> Engine:
+        """The engine a run executes on, by the name its record carries (chosen here, once)."""
+        return self.remote if engine == REMOTE else self.engine
+
+    async def list_flyte_runs(
+        self,
+        *,
+        phase: FlytePhase | Sequence[FlytePhase] | None = None,
+        task_name: str | None = PLAN_TASK,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 20,
+    ) -> list[FlyteRunSummary]:
+        """The runs Flyte recorded: on the cluster when one is configured (or the engine is remote),
+        else in Flyte's local run store, where the local engine records its runs."""
+        from planning.remote.errors import FlyteNotConfiguredError  # Flyte is imported on first use
+
+        engine: Engine = self.remote
+        if self.settings.engine != REMOTE:
+            try:
+                self.remote.target()
+            except FlyteNotConfiguredError:
+                engine = self.engine
+        return await engine.list_runs(
+            phase=phase,
+            task_name=task_name,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
         )
 
     def recover(self) -> list[str]:
@@ -214,17 +237,18 @@ class App:
         why = approval_reason(record, self.catalog)
         if why is not None:
             return self.store.await_approval(run_id, why)
-        if record.engine == REMOTE:
+        engine = self.engine_for(record.engine)
+        if engine.name == REMOTE:  # the cluster executes it: submitted, not claimed here
             refused = self._local_only(record.plan)
             if refused:  # planned from a request: the plan names an agent that cannot run on a cluster
                 self.store.finish_run(run_id, RunStatus.FAILED, error=f"cannot run on the Flyte cluster: {refused}")
                 return self.store.get_run(run_id)
-            return await self.remote.run(run_id, on_event)
+            return await engine.run(run_id, on_event, synthesize=synthesize)
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
         self.store.reset_unfinished_steps(run_id)
         try:
-            return await self.engine.run(run_id, on_event, synthesize=synthesize)
+            return await engine.run(run_id, on_event, synthesize=synthesize)
         except Exception as exc:
             # The engine broke before recording an end: never leave the run `running` behind.
             if not self.store.get_run(run_id).status.finished:
@@ -291,22 +315,13 @@ class App:
     async def get_run(self, run_id: str) -> RunRecord:
         """A run as stored; a cluster run still going is refreshed from Flyte first."""
         record = self.store.get_run(run_id)
-        if record.engine == REMOTE and not record.status.finished and self.store.flyte_run(run_id):
-            return await self.remote.refresh(run_id)
-        return record
+        if record.status.finished:
+            return record
+        return await self.engine_for(record.engine).refresh(run_id)
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: in-flight steps stop, no new ones start."""
         record = self.store.get_run(run_id)
         if record.status.finished:
             return record
-        if record.engine == REMOTE and self.store.flyte_run(run_id):
-            return await self.remote.cancel(run_id)
-        if not self.engine.cancel(run_id):
-            owner = self.store.owner(run_id)
-            executing = record.status in (RunStatus.RUNNING, RunStatus.PLANNING)
-            if executing and owner and owner != this_process() and is_alive(owner):
-                raise RunBusyError(f"run {run_id!r} is executing in another live process ({owner}); cancel it there")
-            # Not executing anywhere: a pending run, or one whose process died.
-            self.store.finish_run(run_id, RunStatus.CANCELLED, error="cancelled before it ran")
-        return self.store.get_run(run_id)
+        return await self.engine_for(record.engine).cancel(run_id)

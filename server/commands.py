@@ -173,7 +173,7 @@ def _elapsed(record: RunRecord) -> str:
 
 
 async def _flyte_runs(app: App, args: argparse.Namespace) -> int:
-    runs = await app.remote.list_flyte_runs(
+    runs = await app.list_flyte_runs(
         phase=args.phase,
         task_name=args.task or PLAN_TASK,
         created_after=args.since,

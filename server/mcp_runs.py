@@ -146,7 +146,7 @@ def add_run_tools(server: MCPServer[ServerState]) -> None:
         state = server_state(ctx)
         with fixable_errors():
             if source == "flyte":
-                flyte_runs = await state.app.remote.list_flyte_runs(
+                flyte_runs = await state.app.list_flyte_runs(
                     phase=flyte_phase,
                     task_name=task_name or PLAN_TASK,
                     created_after=created_after,

@@ -61,6 +61,7 @@ class FlyteTarget:
     platform: PlatformConfig = field(default_factory=PlatformConfig, repr=False)  # may hold a client secret
     image: ImageConfig = field(default_factory=ImageConfig)
     source: Path | None = None  # the config file read, if any
+    local_persistence: bool = False  # Flyte's local run store for local runs (Settings.flyte_local_persistence)
 
     @property
     def where(self) -> str:
@@ -114,6 +115,7 @@ def resolve_target(settings: Settings, environ: Mapping[str, str] | None = None)
         platform=platform,
         image=ImageConfig.auto(config_file),
         source=source,
+        local_persistence=settings.flyte_local_persistence,
     )
 
 
@@ -150,9 +152,11 @@ async def init_flyte(target: FlyteTarget) -> None:
         image_builder=target.image.builder or "local",  # type: ignore[arg-type]  # validated by Flyte
         images=target.image.image_refs,
         image_registry=target.image.registry,
-        # Never mirror local runs onto the cluster, whatever the config file says (`local.tracked`).
+        # Never mirror local runs onto the cluster, whatever the config file says (`local.tracked`);
+        # recording them in Flyte's local run store is the local engine's setting, kept here since
+        # Flyte has one configuration per process.
         local_tracked=False,
-        local_persistence=False,
+        local_persistence=target.local_persistence,
         **auth,
     )
     _active_target = target

@@ -14,18 +14,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from planning import flyte_setup
-from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, RemoteError
+from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, RemoteError, phases_filter
 from planning.engine import PlanRequest, run_plan
 from planning.errors import RunBusyError
 from planning.events import OnEvent
 from planning.ownership import this_process
-from planning.records import RunRecord, StepOutcome, StepStatus
+from planning.records import RunRecord, RunStatus, StepOutcome, StepStatus
 from planning.remote import listing
 from planning.remote.config import FlyteTarget, forwarded_env, init_flyte, resolve_target
 from planning.remote.errors import FlyteUnreachableError, NotOnFlyteError, translate
 from planning.remote.listing import RUN_LABEL
 from planning.remote.snapshot import ACTIVE, apply_snapshot, read_snapshot
-from planning.settings import Settings
+from planning.settings import EngineName, Settings
 from planning.store import FlyteRunRef, RunStore
 
 flyte = flyte_setup.import_flyte()
@@ -47,7 +47,7 @@ class RemoteEngine:
     (submission: `settings.flyte_submit_timeout_s`, as it may build the image first).
     """
 
-    name = "remote"
+    name: EngineName = "remote"
 
     def __init__(self, store: RunStore, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
         """`environ` (default: this process's) is where FLYTE_API_KEY and the settings forwarded to
@@ -62,11 +62,12 @@ class RemoteEngine:
 
     # -- submitting -------------------------------------------------------------------------------
 
-    async def run(self, run_id: str, on_event: OnEvent | None = None) -> RunRecord:
-        """LocalEngine's entry point: submits the run and returns at once (poll with `refresh`)."""
-        return await self.submit(run_id)
+    async def run(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
+        """Submit the run and return at once (follow it with `refresh`). The cluster reports no
+        progress events while it runs: `on_event` is not called."""
+        return await self.submit(run_id, synthesize=synthesize)
 
-    async def submit(self, run_id: str) -> RunRecord:
+    async def submit(self, run_id: str, *, synthesize: bool = True) -> RunRecord:
         """Start (or resume: only steps that did not succeed run again) a stored run on the cluster
         as one Flyte run; record its name and console URL. Returns without waiting for it."""
         record = self.store.get_run(run_id)
@@ -83,7 +84,9 @@ class RemoteEngine:
             for s in record.steps
             if s.status is StepStatus.SUCCEEDED
         }
-        request = PlanRequest(run_id=run_id, plan=record.plan, succeeded=succeeded, request=record.request)
+        request = PlanRequest(
+            run_id=run_id, plan=record.plan, succeeded=succeeded, request=record.request, synthesize=synthesize
+        )
         ref = await self._call(
             "submit the run", self._create(request), limit_s=self.settings.flyte_submit_timeout_s, submitting=True
         )
@@ -117,7 +120,9 @@ class RemoteEngine:
         record = self.store.get_run(run_id)
         ref = self.store.flyte_run(run_id)
         if ref is None:
-            raise NotOnFlyteError(run_id)
+            if record.engine != self.name:
+                raise NotOnFlyteError(run_id)
+            return record  # not submitted yet: nothing on the cluster to read
         if record.status.finished:
             return record
         finished = {s.id for s in record.steps if s.status not in (StepStatus.PENDING, StepStatus.RUNNING)}
@@ -126,12 +131,36 @@ class RemoteEngine:
         return self.store.get_run(run_id)
 
     async def cancel(self, run_id: str) -> RunRecord:
-        """Abort the run's Flyte run and record what became of it."""
+        """Abort the run's Flyte run and record what became of it; a run never submitted is
+        recorded cancelled."""
         ref = self.store.flyte_run(run_id)
         if ref is None:
-            raise NotOnFlyteError(run_id)
+            record = self.store.get_run(run_id)
+            if record.engine != self.name:
+                raise NotOnFlyteError(run_id)
+            if not record.status.finished:
+                self.store.finish_run(run_id, RunStatus.CANCELLED, error="cancelled before it ran")
+            return self.store.get_run(run_id)
         await self._call("abort the run", self._abort(ref.name), ref.name)
         return await self.refresh(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        phase: FlytePhase | Sequence[FlytePhase] | None = None,
+        task_name: str | None = PLAN_TASK,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 20,
+    ) -> list[FlyteRunSummary]:
+        """The Engine protocol's listing: the runs on the cluster (see list_flyte_runs)."""
+        return await self.list_flyte_runs(
+            phase=phase,
+            task_name=task_name,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+        )
 
     async def get_flyte_run(self, name: str) -> FlyteRunSummary:
         """One Flyte run by name."""
@@ -152,7 +181,7 @@ class RemoteEngine:
         planner-mcp's orchestrator; None for runs of any task); `created_after` (inclusive) and
         `created_before` (exclusive) bound the creation time; `limit` caps the count.
         """
-        phases = listing.phases_filter(phase, limit)
+        phases = phases_filter(phase, limit)
         return await self._call(
             "list runs",
             listing.list_runs(

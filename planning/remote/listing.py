@@ -3,9 +3,8 @@ of the ones planner-mcp submitted (their request, step count and final status)."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 from flyteidl2.common import phase_pb2
 from flyteidl2.workflow import run_definition_pb2
@@ -39,17 +38,6 @@ async def get_run(store: RunStore, name: str) -> FlyteRunSummary:
         )
     )
     return summary(store, run)
-
-
-def phases_filter(phase: FlytePhase | Sequence[FlytePhase] | None, limit: int) -> tuple[FlytePhase, ...]:
-    """The phases to list, checked (with the limit) before any request: ValueError naming the fix."""
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit!r}")
-    phases = (phase,) if isinstance(phase, str) else tuple(phase or ())
-    unknown = [p for p in phases if p not in get_args(FlytePhase)]
-    if unknown:
-        raise ValueError(f"unknown Flyte phase(s) {unknown!r}; use {', '.join(get_args(FlytePhase))}")
-    return phases
 
 
 async def list_runs(

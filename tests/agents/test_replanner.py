@@ -14,8 +14,8 @@ from agents.llm import Message, ScriptedLLM
 from agents.planner import Planner
 from agents.replanner import Replanner
 from planning.answer import plain_answer
-from planning.engine import LocalEngine
 from planning.events import PhaseEvent, RunEvent
+from planning.local import LocalEngine
 from planning.records import RunStatus, StepStatus
 from planning.replanning import replan_reason
 from planning.steps import StepRunner

@@ -10,12 +10,14 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from agents.llm.protocol import Usage
 from planning.answer import RunAnswer
-from planning.engine import SCRATCH_DIR, LocalEngine
+from planning.errors import RunBusyError
 from planning.events import PhaseEvent, RunEvent, StepEvent
+from planning.local import SCRATCH_DIR, LocalEngine
 from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepRecord, StepStatus
 from planning.steps import StepRunner
 from planning.store import RunStore, StoreUnavailableError
@@ -173,7 +175,8 @@ async def test_cancelling_the_awaiting_task_leaves_the_run_and_its_steps_cancell
         ),
         StepRecord(id=2, agent="string", status=StepStatus.CANCELLED, attempts=0),
     ]
-    assert engine.cancel(run.id) is False  # no longer executing here
+    assert not engine.executing(run.id)
+    assert await engine.cancel(run.id) == record  # finished: nothing to cancel
 
 
 @pytest.mark.anyio
@@ -185,7 +188,8 @@ async def test_cancel_by_run_id_stops_a_run_executing_in_this_process(
 
     task = asyncio.create_task(engine.run(run.id))
     await kit.thread_gates.wait_started("slow")
-    assert engine.cancel(run.id) is True
+    assert engine.executing(run.id)
+    await engine.cancel(run.id)
     record = await asyncio.wait_for(task, timeout=30)
 
     assert record.status is RunStatus.CANCELLED
@@ -200,7 +204,7 @@ async def test_a_run_cannot_execute_twice_at_once_in_one_process(
     task = asyncio.create_task(engine.run(run.id))
     await kit.thread_gates.wait_started("slow")
 
-    with pytest.raises(RuntimeError, match="is already executing in this process"):
+    with pytest.raises(RunBusyError, match="is already executing in this process"):
         await engine.run(run.id)
 
     kit.thread_gates.open("slow")
@@ -338,3 +342,67 @@ async def test_flyte_keeps_its_local_scratch_in_the_data_dir_and_removes_it_afte
     assert record.status is RunStatus.SUCCEEDED
     assert not outside.exists()
     assert not (tmp_path / SCRATCH_DIR / run.id).exists()
+
+
+@pytest.mark.anyio
+async def test_two_engines_in_one_process_run_their_steps_with_their_own_runners(
+    store: RunStore, kit: Kit, tmp_path: Path
+) -> None:
+    async def answer_a(record: RunRecord) -> RunAnswer:
+        return RunAnswer(text="engine A", source="results")
+
+    async def answer_b(record: RunRecord) -> RunAnswer:
+        return RunAnswer(text="engine B", source="results")
+
+    engine_a = LocalEngine(store, StepRunner(kit.catalog()), answer_a, home=tmp_path / "a")
+    engine_b = LocalEngine(store, StepRunner(kit.catalog()), answer_b, home=tmp_path / "b")
+    plan = make_plan({"id": 1, "agent": "ctl", "tool": "hold_thread", "args": {"name": "shared"}})
+    run_a, run_b = store.create_run(plan), store.create_run(plan)
+
+    both = asyncio.gather(engine_a.run(run_a.id), engine_b.run(run_b.id))
+    await kit.thread_gates.wait_started("shared")
+    assert (engine_a.executing(run_a.id), engine_a.executing(run_b.id)) == (True, False)
+    kit.thread_gates.open("shared")
+    record_a, record_b = await asyncio.wait_for(both, timeout=60)
+
+    assert (record_a.answer, record_b.answer) == ("engine A", "engine B")
+    assert (record_a.status, record_b.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
+
+
+@pytest.fixture
+def flyte_local_run_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Flyte's local run store in a private HOME, with Flyte set up afresh (and put back after)."""
+    from flyte import _initialize
+    from flyte._persistence._db import LocalDB
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)  # no Flyte config file of the project is found
+    saved = _initialize._init_config
+    _initialize._init_config = None
+    LocalDB.close_sync()
+    yield home / ".flyte" / "local-cache" / "cache.db"
+    LocalDB.close_sync()
+    _initialize._init_config = saved
+
+
+@pytest.mark.anyio
+async def test_a_local_run_is_recorded_in_flytes_own_local_run_store_and_listed_from_it(
+    store: RunStore, kit: Kit, tmp_path: Path, flyte_local_run_store: Path
+) -> None:
+    engine = LocalEngine(store, StepRunner(kit.catalog()), synthesize, home=tmp_path, flyte_persistence=True)
+    run = store.create_run(
+        make_plan({"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 3}}), request="two plus three"
+    )
+
+    record = await engine.run(run.id)
+    listed = await engine.list_runs()
+
+    assert await anyio.Path(flyte_local_run_store).is_file()
+    assert [(r.id, r.flyte_run_name, r.phase, r.task_name, r.status, r.request, r.step_count) for r in listed] == [
+        (run.id, run.id, "succeeded", "planner_mcp.run_plan", RunStatus.SUCCEEDED, "two plus three", 1)
+    ]
+    assert listed[0].planner_run_id == run.id and listed[0].engine == "local"
+    assert record.status is RunStatus.SUCCEEDED
+    assert await engine.list_runs(phase="failed") == []
+    assert await engine.list_runs(task_name="other.task") == []

@@ -26,9 +26,10 @@ from google.protobuf.duration_pb2 import Duration
 from agents.llm.protocol import Usage
 from planning import engine, flyte_env
 from planning.answer import RunAnswer
-from planning.engine import LocalEngine, PlanRequest, RunResult, StepRequest, run_code_step, run_plan, run_step
+from planning.engine import PlanRequest, RunResult, StepRequest, run_code_step, run_plan, run_step
 from planning.errors import RunBusyError
 from planning.flyte_env import PROJECT_ROOT
+from planning.local import LocalEngine
 from planning.records import RunRecord, RunStatus, StepError, StepOutcome, StepRecord, StepStatus
 from planning.remote import (
     PLAN_TASK,

@@ -12,9 +12,11 @@ from flyteidl2.common import phase_pb2
 from mcp import Client
 
 from planning.remote import PLAN_TASK
+from planning.settings import Settings
 from server.app import App
 from server.mcp_server import build_server
 from tests.planning.fake_control_plane import FakeControlPlane, run_pb
+from tests.planning.test_engine import flyte_local_run_store  # noqa: F401 - fixture: Flyte's local run store
 from tests.planning.test_remote import (  # noqa: F401 - fixtures: isolated Flyte state, the fake plane, its config
     DOMAIN,
     PROJECT,
@@ -67,6 +69,38 @@ async def test_list_runs_from_flyte_sends_the_filters_and_shows_each_runs_phase_
         ("phase", [str(phase_pb2.ACTION_PHASE_RUNNING)]),
         ("task_name", [PLAN_TASK]),
     ]
+
+
+async def test_list_runs_from_flyte_without_a_cluster_lists_the_local_runs_flyte_recorded(
+    flyte_local_run_store: Path,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PLANNER_MCP_FLYTE_LOCAL_PERSISTENCE", "true")
+    settings = Settings(home=tmp_path / "data")
+    server = build_server(settings, app_factory=lambda s: App.open(s, llm=None))
+    plan = {"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 3}}]}
+
+    async with Client(server) as client:
+        run = await call(client, "execute_plan", plan=plan)
+        page = await call(client, "list_runs", source="flyte")
+
+    assert page == {
+        "runs": [
+            {
+                "run_id": run["run_id"],
+                "status": "succeeded",
+                "request": None,
+                "created_at": page["runs"][0]["created_at"],
+                "finished_at": page["runs"][0]["finished_at"],
+                "step_count": 1,
+                "flyte_run": run["run_id"],
+                "flyte_phase": "succeeded",
+                "url": "",
+            }
+        ],
+        "next_cursor": None,
+    }
 
 
 def test_the_cli_lists_flyte_runs_from_the_configured_cluster(
