@@ -14,10 +14,24 @@ from planning.usage import Usage
 __all__ = ["RunStatus", "StepStatus", "Usage"]  # defined apart, so the CLI's argument parser imports no pydantic
 
 
+StepErrorKind = Literal[
+    "timeout",  # the step ran past its time limit
+    "transient",  # a failure that may pass (network, rate limit) persisted through the retries
+    "tool_error",  # the tool (or the agent using it) refused or failed; the message says why
+    "invalid_args",  # arguments that do not fit the tool, or a reference the results cannot fill
+    "llm_error",  # the LLM failed for a reason retrying does not fix (configuration, reply)
+    "dependency",  # skipped: a step it depends on did not succeed
+    "cancelled",  # the run was cancelled before the step finished
+    "internal",  # a bug, or the step's worker failed on the cluster
+]
+
+
 class StepError(BaseModel):
     """Why a step did not succeed. `kind` is machine-readable; `message` names the fix."""
 
-    kind: str = Field(description="timeout | tool_error | invalid_args | llm_error | dependency | cancelled | internal")
+    kind: StepErrorKind = Field(
+        description="timeout | transient | tool_error | invalid_args | llm_error | dependency | cancelled | internal"
+    )
     message: str
 
 

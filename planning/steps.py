@@ -22,7 +22,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from planning.catalog import AgentSpec, Catalog, CatalogError, format_validation_error
 from planning.errors import LLMError, LLMNotConfiguredError, LLMTransientError
 from planning.plan import Step, UnresolvedReferenceError
-from planning.records import StepError, StepOutcome, StepStatus, Usage
+from planning.records import StepError, StepErrorKind, StepOutcome, StepStatus, Usage
 from tools.errors import ToolError, TransientToolError
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class StepRunner:
 
 
 def _failed(
-    kind: str, message: str, attempts: int, usage: Usage | None = None, details: JsonValue = None
+    kind: StepErrorKind, message: str, attempts: int, usage: Usage | None = None, details: JsonValue = None
 ) -> StepOutcome:
     return StepOutcome(
         status=StepStatus.FAILED,

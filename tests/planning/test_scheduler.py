@@ -16,7 +16,7 @@ from agents.llm.errors import HOW_TO_CONFIGURE
 from agents.llm.protocol import Usage
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.plan import Step
-from planning.records import RunStatus, StepError, StepOutcome, StepStatus
+from planning.records import RunStatus, StepError, StepErrorKind, StepOutcome, StepStatus
 from planning.scheduler import execute, run_status
 from planning.steps import AgentResult, StepRunner
 from tests.planning.conftest import WAIT_S, ConcurrencyProbe, Flaky, Kit, make_plan
@@ -27,7 +27,7 @@ def ok(result: JsonValue, attempts: int = 1) -> StepOutcome:
     return StepOutcome(status=StepStatus.SUCCEEDED, result=result, attempts=attempts)
 
 
-def failed(kind: str, message: str, attempts: int = 1) -> StepOutcome:
+def failed(kind: StepErrorKind, message: str, attempts: int = 1) -> StepOutcome:
     return StepOutcome(status=StepStatus.FAILED, error=StepError(kind=kind, message=message), attempts=attempts)
 
 
