@@ -33,7 +33,6 @@ from planning.answer import RunAnswer, plain_answer
 from planning.approval import approval_reason
 from planning.events import OnEvent, Phase, PhaseEvent, StepEvent
 from planning.flyte_env import PLAN_RETRIES, PLAN_TIMEOUT, STEP_RETRIES, STEP_TIMEOUT, agents_env, code_env, env
-from planning.ownership import this_process
 from planning.plan import Plan, Step
 from planning.records import AnswerSource, RunRecord, RunStatus, StepOutcome, StepRecord, StepStatus, Usage, now
 from planning.replanning import ReplanError, Replanner, replan_reason, replans_left
@@ -210,8 +209,7 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
             return StepOutcome.model_validate_json(outcome)
 
     try:
-        if store:
-            store.start_run(run_id, this_process())
+        # The run is marked running by the engine's claim, before Flyte starts (LocalEngine.run).
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None

@@ -113,6 +113,10 @@ class LocalEngine:
         """
         if run_id in self._runs:
             raise RunBusyError(f"run {run_id!r} is already executing in this process; wait for it or cancel it")
+        # The one claim: running, owned by this process (atomic: a live process holding it wins).
+        if not self.store.claim_run(run_id, this_process(), is_alive):
+            raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
+        self.store.reset_unfinished_steps(run_id)  # a resume runs again every step that did not succeed
         local = LocalRun(
             run_id=run_id,
             store=self.store,

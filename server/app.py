@@ -244,11 +244,10 @@ class App:
                 self.store.finish_run(run_id, RunStatus.FAILED, error=f"cannot run on the Flyte cluster: {refused}")
                 return self.store.get_run(run_id)
             return await engine.run(run_id, on_event, synthesize=synthesize)
-        if not self.store.claim_run(run_id, this_process(), is_alive):
-            raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
-        self.store.reset_unfinished_steps(run_id)
         try:
-            return await engine.run(run_id, on_event, synthesize=synthesize)
+            return await engine.run(run_id, on_event, synthesize=synthesize)  # claims the run, or RunBusyError
+        except RunBusyError:
+            raise
         except Exception as exc:
             # The engine broke before recording an end: never leave the run `running` behind.
             if not self.store.get_run(run_id).status.finished:
