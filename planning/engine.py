@@ -71,6 +71,7 @@ class LocalRun:
     max_replans: int = 0  # revisions a run of a request may make when the run sets none itself
     cancel: Callable[[], object] | None = None  # set by run_plan once it runs
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    attempted: bool = False  # run_plan has started once: a Flyte retry reads the stored outcomes
 
     def on_phase(self, run_id: str, phase: Phase) -> None:
         self.on_event(PhaseEvent(run_id=run_id, phase=phase))
@@ -165,7 +166,9 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
     run_id, plan = request.run_id, request.plan
     local = _context(run_id)
     store = local.store
-    succeeded = _stored_successes(store, run_id) if store else request.succeeded
+    # A Flyte retry of run_plan reads what the store holds since; the first attempt has it in the request.
+    succeeded = _stored_successes(store, run_id) if store and local.attempted else request.succeeded
+    local.attempted = True
     waves = plan.waves()
     total = len(plan.steps)
     done = len(succeeded)
@@ -253,12 +256,14 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
         assert outcomes is not None  # only a store fault cancels the scope
         status = run_status(outcomes, total)
         local.on_phase(run_id, "answer")
+        # The answer reads the run as this attempt holds it in memory, no need to read it back;
+        # after a revision of the plan, the store's record (it keeps the replaced steps).
+        held = store.get_run(run_id) if store and plan is not request.plan else None
+        answer = await _synthesize(local, held or _record_of(request, status, outcomes), request.synthesize)
         if not store:
-            answer = await _synthesize(local, _record_of(request, status, outcomes), request.synthesize)
             return RunResult(
                 status=status, answer=answer.text, answer_source=answer.source, outcomes=outcomes, usage=answer.usage
             )
-        answer = await _synthesize(local, store.get_run(run_id), request.synthesize)
         store.add_run_usage(run_id, answer.usage)
         failures = [f"step {i}: {o.error.message}" for i, o in sorted(outcomes.items()) if o.error] + notes
         store.finish_run(
@@ -294,11 +299,7 @@ async def _revise(local: LocalRun, store: RunStore, run_id: str, notes: list[str
 
 def _stored_successes(store: RunStore, run_id: str) -> dict[int, StepOutcome]:
     """The steps of a run that the store holds as succeeded: never to be run again."""
-    return {
-        s.id: StepOutcome(status=s.status, result=s.result, summary=s.summary, usage=s.usage, attempts=s.attempts)
-        for s in store.get_run(run_id).steps
-        if s.status is StepStatus.SUCCEEDED
-    }
+    return store.get_run(run_id).succeeded()
 
 
 def _stop_on_store_fault(store: RunStore, run_id: str, fault: StoreUnavailableError) -> RunResult:
@@ -355,22 +356,11 @@ def _cluster_parts() -> RunParts:
 
 
 def _record_of(request: PlanRequest, status: RunStatus, outcomes: dict[int, StepOutcome]) -> RunRecord:
-    """The run as synthesis reads it, made from the outcomes when no store holds it."""
+    """The run as synthesis reads it (request, plan, steps' outcomes), made from the outcomes."""
     steps = []
     for step in request.plan.steps:
         outcome = outcomes.get(step.id) or StepOutcome(status=StepStatus.PENDING, attempts=0)
-        steps.append(
-            StepRecord(
-                id=step.id,
-                agent=step.agent,
-                status=outcome.status,
-                attempts=outcome.attempts,
-                result=outcome.result,
-                summary=outcome.summary,
-                error=outcome.error,
-                usage=outcome.usage,
-            )
-        )
+        steps.append(StepRecord.of(step.id, step.agent, outcome))
     return RunRecord(
         id=request.run_id,
         status=status,
@@ -386,5 +376,5 @@ def _record_of(request: PlanRequest, status: RunStatus, outcomes: dict[int, Step
 def _cancel_pending(store: RunStore, run_id: str) -> None:
     cancelled = StepOutcome(status=StepStatus.CANCELLED, attempts=0)
     for step in store.get_run(run_id).steps:
-        if step.status in (StepStatus.PENDING, StepStatus.RUNNING):
+        if not step.status.finished:
             store.step_finished(run_id, step.id, cancelled.model_copy(update={"attempts": step.attempts}))

@@ -133,7 +133,8 @@ class LocalEngine:
         scratch = self.home / SCRATCH_DIR / run_id
         try:
             runner = _local_runner(run_id, scratch)
-            request = PlanRequest(run_id=run_id, plan=self.store.get_run(run_id).plan)
+            record = self.store.get_run(run_id)  # after the claim: what succeeded before is kept
+            request = PlanRequest(run_id=run_id, plan=record.plan, succeeded=record.succeeded(), request=record.request)
             pending = asyncio.ensure_future(runner.run.aio(run_plan, request.model_dump_json()))
             try:
                 run = await asyncio.shield(pending)

@@ -55,18 +55,22 @@ class StepOutcome(BaseModel):
     details: JsonValue = Field(default=None, description=DETAILS)
 
 
-class StepRecord(BaseModel):
+class StepRecord(StepOutcome):
+    """A step of a stored run: its outcome (a StepRecord is the StepOutcome it holds, no copy) plus
+    which step it is and when it ran."""
+
+    model_config = ConfigDict(ser_json_inf_nan="null")  # records go to JSON clients: inf and NaN as null
+
     id: int
     agent: str
-    status: StepStatus
     attempts: int = 0
-    result: JsonValue = None
-    summary: str | None = None
-    error: StepError | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    usage: Usage = Field(default_factory=Usage)
-    details: JsonValue = Field(default=None, description=DETAILS)
+
+    @classmethod
+    def of(cls, step_id: int, agent: str, outcome: StepOutcome) -> StepRecord:
+        """The record of a step with this outcome (no times: they are the store's)."""
+        return cls.model_validate({**dict(outcome), "id": step_id, "agent": agent})
 
     @property
     def duration_s(self) -> float | None:
@@ -138,6 +142,10 @@ class RunRecord(RunSummary):
                 if step.id == step_id:
                     return step
         return None
+
+    def succeeded(self) -> dict[int, StepOutcome]:
+        """The outcomes of the steps that succeeded (never run again), by step id."""
+        return {step.id: step for step in self.steps if step.status is StepStatus.SUCCEEDED}
 
     def total_usage(self) -> Usage:
         total = self.usage

@@ -35,6 +35,11 @@ class StepStatus(StrEnum):
     CANCELLED = "cancelled"
     REPLACED = "replaced"  # dropped by a revision of the plan (replanning); never runs again
 
+    @property
+    def finished(self) -> bool:
+        """The step has its outcome (it will not run again unless the run is resumed)."""
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
 
 FlytePhase = Literal[
     "queued",

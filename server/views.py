@@ -168,7 +168,6 @@ class AgentsView(BaseModel):
     agents: list[AgentView]
 
 
-_UNFINISHED_STEPS = (StepStatus.PENDING, StepStatus.RUNNING)
 _NOT_COUNTED = (StepStatus.REPLACED,)
 
 
@@ -227,25 +226,19 @@ def run_view(
         plan_step = record.planned_step(step.id)
         result, preview = _result_and_preview(step.result, detail)
         steps.append(
-            StepView(
-                id=step.id,
-                agent=step.agent,
-                task=_shortened(plan_step.task, detail) if plan_step else None,
-                tool=plan_step.tool if plan_step else None,
-                args=_shortened(plan_step.args, detail) if plan_step else None,
-                depends_on=sorted(plan_step.needs()) if plan_step else [],
-                wave=waves.get(step.id, 1),
-                status=step.status,
-                result=result,
-                result_preview=preview,
-                summary=step.summary,
-                details=_shortened(step.details, detail),
-                error=step.error,
-                attempts=step.attempts,
-                started_at=step.started_at,
-                finished_at=step.finished_at,
-                duration_s=step.duration_s,
-                usage=step.usage,
+            StepView.model_validate(
+                {
+                    **dict(step),  # the record's fields as they are; the view adds the plan's side
+                    "task": _shortened(plan_step.task, detail) if plan_step else None,
+                    "tool": plan_step.tool if plan_step else None,
+                    "args": _shortened(plan_step.args, detail) if plan_step else None,
+                    "depends_on": sorted(plan_step.needs()) if plan_step else [],
+                    "wave": waves.get(step.id, 1),
+                    "result": result,
+                    "result_preview": preview,
+                    "details": _shortened(step.details, detail),
+                    "duration_s": step.duration_s,
+                }
             )
         )
     return RunView(
@@ -259,7 +252,7 @@ def run_view(
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,
-        steps_done=sum(1 for step in record.steps if step.status not in (*_UNFINISHED_STEPS, *_NOT_COUNTED)),
+        steps_done=sum(1 for step in record.steps if step.status.finished and step.status not in _NOT_COUNTED),
         step_count=len(record.plan.steps) if record.plan.steps else record.step_count,
         timings=run_timings(record, now=datetime.now(UTC)),
         usage=record.total_usage(),

@@ -19,7 +19,7 @@ from planning.engine import PlanRequest, run_plan
 from planning.errors import RunBusyError
 from planning.events import OnEvent
 from planning.ownership import this_process
-from planning.records import RunRecord, RunStatus, StepOutcome, StepStatus
+from planning.records import RunRecord, RunStatus
 from planning.remote import listing
 from planning.remote.config import FlyteTarget, forwarded_env, init_flyte, resolve_target
 from planning.remote.errors import FlyteUnreachableError, NotOnFlyteError, translate
@@ -79,13 +79,8 @@ class RemoteEngine:
                     f"run {run_id!r} is still running on Flyte as {previous.name!r} ({previous.url}); "
                     "wait for it to finish or cancel it first"
                 )
-        succeeded = {
-            s.id: StepOutcome(status=s.status, result=s.result, summary=s.summary, usage=s.usage, attempts=s.attempts)
-            for s in record.steps
-            if s.status is StepStatus.SUCCEEDED
-        }
         request = PlanRequest(
-            run_id=run_id, plan=record.plan, succeeded=succeeded, request=record.request, synthesize=synthesize
+            run_id=run_id, plan=record.plan, succeeded=record.succeeded(), request=record.request, synthesize=synthesize
         )
         ref = await self._call(
             "submit the run", self._create(request), limit_s=self.settings.flyte_submit_timeout_s, submitting=True
@@ -125,7 +120,7 @@ class RemoteEngine:
             return record  # not submitted yet: nothing on the cluster to read
         if record.status.finished:
             return record
-        finished = {s.id for s in record.steps if s.status not in (StepStatus.PENDING, StepStatus.RUNNING)}
+        finished = {s.id for s in record.steps if s.status.finished}
         snapshot = await self._call("read the run's state", read_snapshot(ref.name, finished), ref.name)
         apply_snapshot(self.store, run_id, ref, snapshot)
         return self.store.get_run(run_id)

@@ -87,7 +87,7 @@ def apply_snapshot(store: RunStore, run_id: str, ref: FlyteRunRef, snapshot: Sna
     _apply_steps(store, run_id, ref, snapshot.steps)
     result = snapshot.result
     if result is not None:
-        unfinished = {s.id for s in store.get_run(run_id).steps if not _done(s.status)}
+        unfinished = {s.id for s in store.get_run(run_id).steps if not s.status.finished}
         for step_id, outcome in sorted(result.outcomes.items()):
             if step_id in unfinished:
                 store.step_finished(run_id, step_id, outcome)
@@ -122,7 +122,7 @@ def _apply_steps(store: RunStore, run_id: str, ref: FlyteRunRef, views: dict[int
     steps = {s.id: s for s in store.get_run(run_id).steps}
     for step_id, view in sorted(views.items()):
         step = steps.get(step_id)
-        if step is None or _done(step.status):
+        if step is None or step.status.finished:
             continue
         if view.outcome is not None:
             store.step_finished(run_id, step_id, view.outcome)
@@ -145,12 +145,8 @@ def _apply_steps(store: RunStore, run_id: str, ref: FlyteRunRef, views: dict[int
 
 def _cancel_unfinished(store: RunStore, run_id: str, reason: str) -> None:
     for step in store.get_run(run_id).steps:
-        if not _done(step.status):
+        if not step.status.finished:
             store.step_finished(run_id, step.id, _cancelled(reason, step.attempts))
-
-
-def _done(status: StepStatus) -> bool:
-    return status not in (StepStatus.PENDING, StepStatus.RUNNING)
 
 
 def _cancelled(reason: str, attempts: int) -> StepOutcome:

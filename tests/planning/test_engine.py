@@ -406,3 +406,31 @@ async def test_a_local_run_is_recorded_in_flytes_own_local_run_store_and_listed_
     assert record.status is RunStatus.SUCCEEDED
     assert await engine.list_runs(phase="failed") == []
     assert await engine.list_runs(task_name="other.task") == []
+
+
+class CountingStore(RunStore):
+    """Counts how often the whole run is read back."""
+
+    reads = 0
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.reads += 1
+        return super().get_run(run_id)
+
+
+@pytest.mark.anyio
+async def test_a_run_reads_itself_back_from_the_store_once_before_and_once_after(kit: Kit, tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "runs.sqlite3")
+    engine = LocalEngine(store, StepRunner(kit.catalog()), synthesize, home=tmp_path)
+    plan = make_plan(
+        {"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 3}},
+        {"id": 2, "agent": "math", "tool": "multiply", "args": {"a": "$1", "b": 2}},
+        {"id": 3, "agent": "string", "tool": "concat", "args": {"a": "x", "b": "y"}},
+    )
+    run = store.create_run(plan, request="compute")
+
+    record = await engine.run(run.id)
+
+    assert (record.status, record.answer) == (RunStatus.SUCCEEDED, "1=5, 2=10.0, 3=xy")
+    assert store.reads == 2  # the plan and what succeeded before; the finished run
+    store.close()
