@@ -6,9 +6,11 @@ current conditions or a daily forecast at that place's coordinates.
 `WeatherTools` holds the configuration; its bound async methods are the tools. An HTTP client is
 created per call (never shared): Flyte runs task bodies on its own event loop thread and an
 `httpx.AsyncClient` must not cross loops. Tests inject an `httpx.MockTransport` as `transport`.
+
+The modules: models (configuration, results, WMO codes, Open-Meteo's answer shapes), places
+(choosing the one place a name means); here, the tools and their HTTP calls.
 """
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
@@ -16,68 +18,44 @@ from typing import Annotated, TypeVar
 
 import anyio
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from tools._http import BorrowedTransport, read_up_to
 from tools.arguments import NOT_BOOL, checked
 from tools.errors import ToolError, TransientToolError
+from tools.weather.models import (
+    FORECAST_URL,
+    GEOCODING_URL,
+    WMO_CODES,
+    CurrentResponse,
+    CurrentWeather,
+    DailyResponse,
+    Forecast,
+    ForecastDay,
+    GeocodingResponse,
+    Place,
+    WeatherConfig,
+    describe_weather_code,
+)
+from tools.weather.places import MAX_CANDIDATES_SHOWN, pick, place_of, qualifies
+
+__all__ = [
+    "FORECAST_URL",
+    "GEOCODING_URL",
+    "WMO_CODES",
+    "CurrentWeather",
+    "Forecast",
+    "ForecastDay",
+    "Place",
+    "WeatherConfig",
+    "WeatherTools",
+    "describe_weather_code",
+]
 
 logger = logging.getLogger(__name__)
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
-
-GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search"
-FORECAST_URL = "https://api.open-meteo.com/v1/forecast"
-
-# WMO weather interpretation codes, as documented by Open-Meteo.
-WMO_CODES: Mapping[int, str] = {
-    0: "clear sky",
-    1: "mainly clear",
-    2: "partly cloudy",
-    3: "overcast",
-    45: "fog",
-    48: "depositing rime fog",
-    51: "light drizzle",
-    53: "moderate drizzle",
-    55: "dense drizzle",
-    56: "light freezing drizzle",
-    57: "dense freezing drizzle",
-    61: "slight rain",
-    63: "moderate rain",
-    65: "heavy rain",
-    66: "light freezing rain",
-    67: "heavy freezing rain",
-    71: "slight snowfall",
-    73: "moderate snowfall",
-    75: "heavy snowfall",
-    77: "snow grains",
-    80: "slight rain showers",
-    81: "moderate rain showers",
-    82: "violent rain showers",
-    85: "slight snow showers",
-    86: "heavy snow showers",
-    95: "thunderstorm",
-    96: "thunderstorm with slight hail",
-    99: "thunderstorm with heavy hail",
-}
-
-# A place wins over its namesakes only when it is this many times more populous than the next one
-# (Paris, France vs Paris, Texas); otherwise the caller must say which one (Springfield).
-_DOMINANCE_RATIO = 5
-_MAX_CANDIDATES_SHOWN = 5
-# Common short forms a model writes after the comma, mapped to ISO country codes.
-_COUNTRY_ALIASES: Mapping[str, str] = {
-    "usa": "us",
-    "u.s.": "us",
-    "u.s.a.": "us",
-    "america": "us",
-    "united states of america": "us",
-    "uk": "gb",
-    "u.k.": "gb",
-    "britain": "gb",
-    "great britain": "gb",
-}
 
 
 # The limits of the tools' arguments, written once: `checked` holds direct calls to them, the
@@ -90,122 +68,6 @@ Location = Annotated[
         '"Springfield, Illinois".',
     ),
 ]
-
-
-def describe_weather_code(code: int) -> str:
-    """Human description of a WMO weather code (e.g. 3 -> "overcast")."""
-    return WMO_CODES.get(code, f"unknown weather code {code}")
-
-
-class WeatherConfig(BaseModel):
-    """Where Open-Meteo lives and how long to wait for it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    geocoding_url: str = GEOCODING_URL
-    forecast_url: str = FORECAST_URL
-    timeout_s: float = Field(default=10.0, gt=0, description="Deadline for each HTTP request, in seconds.")
-    max_response_bytes: int = Field(default=1 << 20, gt=0, description="Larger API answers are refused.")
-    user_agent: str = "planner-mcp (weather tool)"
-
-
-class Place(BaseModel):
-    """A place resolved by the geocoder."""
-
-    name: str
-    admin1: str | None = Field(default=None, description="First-level region (state, province).")
-    country: str | None = None
-    country_code: str | None = None
-    latitude: float
-    longitude: float
-    population: int | None = None
-
-    @property
-    def label(self) -> str:
-        """ "Name, Admin1, Country" without empty parts."""
-        parts = [self.name, self.admin1, self.country]
-        return ", ".join(part for part in _dedupe(parts) if part)
-
-
-class CurrentWeather(BaseModel):
-    """Current conditions at a place (temperatures in °C, wind in km/h)."""
-
-    location: str = Field(description='Resolved place as "Name, Region, Country".')
-    country: str | None
-    latitude: float
-    longitude: float
-    time: dt.datetime = Field(description="Local time of the observation at the place (see timezone).")
-    timezone: str
-    temperature_c: float = Field(description="Air temperature 2 m above ground, °C.")
-    wind_speed_kmh: float = Field(description="Wind speed 10 m above ground, km/h.")
-    weather_code: int = Field(description="WMO weather interpretation code.")
-    description: str = Field(description="The weather code in words, e.g. 'overcast'.")
-
-
-class ForecastDay(BaseModel):
-    """One day of a forecast (local dates; °C and mm)."""
-
-    date: dt.date
-    temperature_min_c: float | None
-    temperature_max_c: float | None
-    precipitation_mm: float | None = Field(description="Total precipitation (rain, showers, snow), mm.")
-    weather_code: int | None
-    description: str
-
-
-class Forecast(BaseModel):
-    """A daily forecast for a place, one entry per day starting today."""
-
-    location: str = Field(description='Resolved place as "Name, Region, Country".')
-    country: str | None
-    latitude: float
-    longitude: float
-    timezone: str
-    days: list[ForecastDay]
-
-
-# -- Open-Meteo response shapes (only the fields we read) --
-
-
-class _GeocodingResult(BaseModel):
-    name: str
-    latitude: float
-    longitude: float
-    country: str | None = None
-    country_code: str | None = None
-    admin1: str | None = None
-    admin2: str | None = None
-    population: int | None = None
-
-
-class _GeocodingResponse(BaseModel):
-    # Open-Meteo omits "results" entirely when nothing matches.
-    results: list[_GeocodingResult] = []
-
-
-class _Current(BaseModel):
-    time: dt.datetime
-    temperature_2m: float
-    wind_speed_10m: float
-    weather_code: int
-
-
-class _CurrentResponse(BaseModel):
-    timezone: str
-    current: _Current
-
-
-class _Daily(BaseModel):
-    time: list[dt.date]
-    weather_code: list[int | None]
-    temperature_2m_max: list[float | None]
-    temperature_2m_min: list[float | None]
-    precipitation_sum: list[float | None]
-
-
-class _DailyResponse(BaseModel):
-    timezone: str
-    daily: _Daily
 
 
 class WeatherTools:
@@ -241,7 +103,7 @@ class WeatherTools:
                 "timezone": "auto",
             },
         )
-        data = _parse(_CurrentResponse, raw)
+        data = _parse(CurrentResponse, raw)
         return CurrentWeather(
             location=place.label,
             country=place.country,
@@ -281,7 +143,7 @@ class WeatherTools:
                 "timezone": "auto",
             },
         )
-        daily = _parse(_DailyResponse, raw)
+        daily = _parse(DailyResponse, raw)
         d = daily.daily
         forecast_days = [
             ForecastDay(
@@ -316,20 +178,20 @@ class WeatherTools:
             # Ask for more candidates when a qualifier will filter them.
             {"name": name, "count": 20 if qualifiers else 10, "language": "en", "format": "json"},
         )
-        results = _parse(_GeocodingResponse, raw).results
+        results = _parse(GeocodingResponse, raw).results
         if not results:
             raise ToolError(
                 f"No place named {name!r} was found. Check the spelling or use a more specific or better "
                 "known name (a city or town), e.g. 'Paris, France'."
             )
-        matches = [r for r in results if all(_qualifies(r, q) for q in qualifiers)]
+        matches = [r for r in results if all(qualifies(r, q) for q in qualifiers)]
         if not matches:
-            shown = "; ".join(_place(r).label for r in results[:_MAX_CANDIDATES_SHOWN])
+            shown = "; ".join(place_of(r).label for r in results[:MAX_CANDIDATES_SHOWN])
             raise ToolError(
                 f"No place named {name!r} lies in {', '.join(qualifiers)!r}. Places with that name: {shown}. "
                 "Call again with one of them, or check the region/country spelling."
             )
-        return _pick(name, [_place(r) for r in matches])
+        return pick(name, [place_of(r) for r in matches])
 
     # -- HTTP --
 
@@ -397,65 +259,3 @@ def _parse(model: type[_M], raw: object) -> _M:
 
 def _at(values: list[_T | None], index: int) -> _T | None:
     return values[index] if index < len(values) else None
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def _dedupe(parts: list[str | None]) -> list[str | None]:
-    """Drop repeats such as "Berlin, Berlin, Germany" -> "Berlin, Germany"."""
-    seen: set[str] = set()
-    kept: list[str | None] = []
-    for part in parts:
-        key = _norm(part) if part else ""
-        if key and key in seen:
-            continue
-        seen.add(key)
-        kept.append(part)
-    return kept
-
-
-def _qualifies(result: _GeocodingResult, qualifier: str) -> bool:
-    """True if `qualifier` names the result's country (name or ISO code) or region."""
-    wanted = _norm(qualifier)
-    wanted = _COUNTRY_ALIASES.get(wanted, wanted)
-    fields = (result.country, result.country_code, result.admin1, result.admin2)
-    return any(field is not None and _norm(field) == wanted for field in fields)
-
-
-def _place(result: _GeocodingResult) -> Place:
-    return Place(
-        name=result.name,
-        admin1=result.admin1 or None,
-        country=result.country or None,
-        country_code=result.country_code,
-        latitude=result.latitude,
-        longitude=result.longitude,
-        population=result.population,
-    )
-
-
-def _pick(name: str, places: list[Place]) -> Place:
-    """Choose the place meant by `name`, or raise a ToolError listing the candidates."""
-    # Exact-name matches are the strong ones; fuzzy matches ("Springfield Gardens") only count
-    # when there is nothing better.
-    strong = [p for p in places if _norm(p.name) == _norm(name)] or places
-    # Several entries can share one label (a city and its district); keep the most populous.
-    by_label: dict[str, Place] = {}
-    for place in strong:
-        kept = by_label.get(place.label)
-        if kept is None or (place.population or 0) > (kept.population or 0):
-            by_label[place.label] = place
-    ranked = sorted(by_label.values(), key=lambda p: p.population or 0, reverse=True)
-    if len(ranked) == 1:
-        return ranked[0]
-    top, runner_up = ranked[0], ranked[1]
-    top_pop, next_pop = top.population or 0, runner_up.population or 0
-    if top_pop > 0 and top_pop >= _DOMINANCE_RATIO * next_pop:
-        return top
-    shown = "; ".join(p.label for p in ranked[:_MAX_CANDIDATES_SHOWN])
-    raise ToolError(
-        f"{name!r} is ambiguous: several places have that name ({shown}). "
-        'Call again with one of them, e.g. location="' + ranked[0].label + '".'
-    )
