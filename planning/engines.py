@@ -30,6 +30,12 @@ class Engine(Protocol):
     @property
     def name(self) -> EngineName: ...
 
+    @property
+    def runs_to_completion(self) -> bool:
+        """True: `run` returns when the run has ended, reporting progress on the way (local);
+        False: it returns once the run is accepted, to be followed with `refresh` (remote)."""
+        ...
+
     async def run(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:
         """Execute (or resume: only steps that did not succeed run again) a stored run. The local
         engine returns when the run ends; the remote one once the cluster has accepted it.

@@ -59,6 +59,7 @@ class LocalEngine:
     """
 
     name: EngineName = "local"
+    runs_to_completion = True
 
     def __init__(
         self,

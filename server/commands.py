@@ -114,7 +114,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
             raise LLMNotConfiguredError("Planning a request needs an LLM and none is configured.")
         # Recorded before planning: a request that fails to plan is a failed run to inspect or resume.
         record = app.submit_request(args.request, engine=args.engine, max_replans=args.max_replans)
-    if record.engine == "remote":
+    if not app.engine_for(record.engine).runs_to_completion:  # a cluster run: submitted, then followed
         record = await app.execute(record.id)
         url = app.store.flyte_run(record.id)
         err.print(f"submitted run {record.id} to Flyte: {url.url if url else ''}")

@@ -48,6 +48,7 @@ class RemoteEngine:
     """
 
     name: EngineName = "remote"
+    runs_to_completion = False
 
     def __init__(self, store: RunStore, settings: Settings, *, environ: Mapping[str, str] | None = None) -> None:
         """`environ` (default: this process's) is where FLYTE_API_KEY and the settings forwarded to
