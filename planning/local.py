@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,11 +238,20 @@ class LocalEngine:
 
     async def _init_flyte(self) -> None:
         """Turn on Flyte's local run store, unless Flyte was set up already (then the remote engine
-        did it, with the same persistence setting)."""
+        did it, with the same persistence setting). A store that cannot be opened (a read-only
+        home) costs only the listing: runs go on, unrecorded there, with a warning."""
         from flyte._initialize import is_initialized
+        from flyte._persistence._db import LocalDB
 
-        if self.flyte_persistence and not is_initialized():
-            await flyte.init.aio(local_persistence=True, local_tracked=False)
+        if not self.flyte_persistence or is_initialized():
+            return
+        try:
+            await anyio.to_thread.run_sync(LocalDB.initialize_sync)
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Flyte's local run store cannot be opened (%s); local runs are not recorded there", exc)
+            self.flyte_persistence = False
+            return
+        await flyte.init.aio(local_persistence=True, local_tracked=False)
 
     @staticmethod
     def _request_cancel(local: LocalRun) -> None:

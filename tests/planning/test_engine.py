@@ -434,3 +434,17 @@ async def test_a_run_reads_itself_back_from_the_store_once_before_and_once_after
     assert (record.status, record.answer) == (RunStatus.SUCCEEDED, "1=5, 2=10.0, 3=xy")
     assert store.reads == 2  # the plan and what succeeded before; the finished run
     store.close()
+
+
+@pytest.mark.anyio
+async def test_a_local_run_store_that_cannot_be_opened_leaves_runs_unrecorded_there_and_running(
+    store: RunStore, kit: Kit, tmp_path: Path, flyte_local_run_store: Path
+) -> None:
+    flyte_local_run_store.parent.parent.parent.mkdir(parents=True)
+    flyte_local_run_store.parent.parent.write_text("not a directory")  # ~/.flyte is a file
+    engine = LocalEngine(store, StepRunner(kit.catalog()), synthesize, home=tmp_path, flyte_persistence=True)
+    run = store.create_run(make_plan({"id": 1, "agent": "math", "tool": "add", "args": {"a": 2, "b": 3}}))
+
+    record = await engine.run(run.id)
+
+    assert (record.status, engine.flyte_persistence) == (RunStatus.SUCCEEDED, False)
