@@ -314,9 +314,11 @@ class App:
     async def get_run(self, run_id: str) -> RunRecord:
         """A run as stored; a cluster run still going is refreshed from Flyte first."""
         record = self.store.get_run(run_id)
-        if record.status.finished:
+        if record.status.finished or record.engine != REMOTE:
+            # A local run's record is always current (its refresh is the stored record): showing it
+            # must not build the local engine (Flyte, the catalog).
             return record
-        return await self.engine_for(record.engine).refresh(run_id)
+        return await self.remote.refresh(run_id)
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: in-flight steps stop, no new ones start."""
