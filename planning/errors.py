@@ -13,6 +13,7 @@ PlannerMcpError
     ├── CatalogFactoryError          PLANNER_MCP_CATALOG cannot build a catalog (planning.catalog)
     │   └── ServersConfigError       PLANNER_MCP_SERVERS names an unusable servers file (agents.mcp_servers)
     ├── HttpConfigError              the HTTP transport's security settings (server.http_auth)
+    ├── HttpLimitsError              a PLANNER_MCP_HTTP_* limit is not a valid number (server.http_limits)
     ├── CatalogError                 unknown agent or tool; lists the known ones (planning.catalog)
     ├── RunBusyError                 the run is executing now: in this server, in another live
     │                                process, or on the Flyte cluster; wait for it or cancel it there
