@@ -388,6 +388,8 @@ async def test_a_request_planned_for_a_cluster_with_a_stdio_server_fails_with_wh
     app = App.open(settings, llm=ScriptedLLM([plan]))
 
     class Cluster:  # configured, and never reached
+        name = "remote"
+
         def target(self) -> None:
             pass
 
