@@ -94,24 +94,43 @@ class _Server(MCPServer[ServerState]):
             tool.model_copy(
                 update={
                     "input_schema": _lean(tool.input_schema),
-                    "output_schema": _lean(tool.output_schema) if tool.output_schema else None,
+                    # Output schemas only: hosts build argument forms from input schemas, and some
+                    # handle `type` lists poorly there.
+                    "output_schema": _lean(tool.output_schema, nullable_types=True) if tool.output_schema else None,
                 }
             )
             for tool in await super().list_tools()
         ]
 
 
-def _lean(node: Any) -> Any:
-    """A JSON Schema without `title` strings and null defaults (a property *named* "title" stays)."""
+def _lean(node: Any, *, nullable_types: bool = False) -> Any:
+    """A JSON Schema without `title` strings and null defaults (a property *named* "title" stays);
+    with `nullable_types`, `anyOf: [{"type": T, ...}, {"type": "null"}]` written as `type: [T, "null"], ...` (the
+    same meaning: keywords such as format or minimum apply only to values of their type)."""
     if isinstance(node, dict):
-        return {
-            key: _lean(value)
+        lean = {
+            key: _lean(value, nullable_types=nullable_types)
             for key, value in node.items()
             if not ((key == "title" and isinstance(value, str)) or (key == "default" and value is None))
         }
+        nullable = _nullable(lean.get("anyOf")) if nullable_types else None
+        if nullable is not None:
+            del lean["anyOf"]
+            lean.update(nullable, type=[nullable["type"], "null"])
+        return lean
     if isinstance(node, list):
-        return [_lean(item) for item in node]
+        return [_lean(item, nullable_types=nullable_types) for item in node]
     return node
+
+
+def _nullable(options: Any) -> dict[str, Any] | None:
+    """X when `options` is exactly X and {"type": "null"} (either order) and X is one plain type
+    whose other keywords (format, items, bounds) hold for null too (no enum or const)."""
+    if not (isinstance(options, list) and len(options) == 2 and {"type": "null"} in options):
+        return None
+    other = options[1] if options[0] == {"type": "null"} else options[0]
+    plain = isinstance(other, dict) and isinstance(other.get("type"), str) and not {"enum", "const"} & other.keys()
+    return other if plain else None
 
 
 def build_server(
