@@ -14,6 +14,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from agents.planner import PlanResult
+from planning.catalog import Catalog
 from planning.settings import EngineName
 from server.mcp_runs import require_llm_for_agent_steps, run_recorded, submit_and_run
 from server.mcp_state import ServerState, fixable_errors, register_tool, run_result, server_state
@@ -68,7 +69,11 @@ async def _heartbeat(ctx: Context[ServerState, Any], what: str) -> None:
         await ctx.report_progress(beat, None, f"{what} ({anyio.current_time() - started:.0f} s)")
 
 
-def add_planning_tools(server: MCPServer[ServerState]) -> None:
+def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None:
+    """plan and execute_plan; execute_plan is marked destructive when the catalog has tools only a
+    person's plan may call (an MCP server's destructive tools): a plan written by hand can call them."""
+    destructive = any(not tool.planner_may_call for agent in catalog.agents.values() for tool in agent.tools)
+
     @register_tool(
         server,
         annotations=ToolAnnotations(title="Plan a request", read_only_hint=True, open_world_hint=False),
@@ -95,7 +100,7 @@ def add_planning_tools(server: MCPServer[ServerState]) -> None:
         annotations=ToolAnnotations(
             title="Execute a plan",
             read_only_hint=False,
-            destructive_hint=False,
+            destructive_hint=destructive,
             idempotent_hint=False,
             open_world_hint=True,
         ),

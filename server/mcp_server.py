@@ -199,7 +199,7 @@ def build_server(
         log_level="WARNING",
         **auth,
     )
-    add_planning_tools(server)
+    add_planning_tools(server, catalog)
     add_agent_tools(server, catalog)
     add_run_tools(server)
     add_resources(server, slot)
