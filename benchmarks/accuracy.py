@@ -644,11 +644,19 @@ def _call_matches(expected: Call, step: Any, tool: ToolSpec | None) -> bool:
         key = info.alias or field_name
         if key not in written and key not in args:
             continue
+        default = _default(tool, key, info.default)
         if key not in written and not info.is_required():
-            written[key] = info.default
+            written[key] = default
         if key not in args and not info.is_required():
-            args = {**args, key: info.default}
+            args = {**args, key: default}
     return set(written) == set(args) and all(_same(args[k], written[k]) for k in args)
+
+
+def _default(tool: ToolSpec, key: str, declared: Any) -> Any:
+    """A parameter's default: a JSON-Schema tool's own (applied by the tool when it is left out)."""
+    if tool.input_schema is None:
+        return declared
+    return tool.input_schema.get("properties", {}).get(key, {}).get("default", declared)
 
 
 def plan_matches(case: Case, plan: Plan, catalog: Catalog) -> bool:

@@ -13,7 +13,19 @@ from pydantic import BaseModel
 
 from agents.catalog import build_catalog
 from agents.llm import Message, ScriptedLLM
-from benchmarks.accuracy import BUILTIN, CASES, FOREIGN, REF, SMOKE, Case, foreign_catalog, format_summary, run_cases
+from benchmarks.accuracy import (
+    BUILTIN,
+    CASES,
+    FOREIGN,
+    REF,
+    SMOKE,
+    Case,
+    foreign_catalog,
+    format_summary,
+    plan_matches,
+    run_cases,
+)
+from planning.plan import Plan
 from planning.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +79,18 @@ async def test_plans_are_scored_against_the_expected_calls_and_answers() -> None
     assert results["summary"]["all"]["passed"] == 3
     assert results["summary"]["all"]["llm_calls"] >= 4
     assert "foreign/simple" in format_summary(results["summary"])
+
+
+def test_a_json_schema_tools_own_default_written_out_matches_it_left_out() -> None:
+    case = next(c for c in FOREIGN if c.request.startswith("Book a flight from JFK"))
+    written = {"_from": "JFK", "to": "LAX", "date": "2025-03-14", "cabin": "economy", "passengers": 1}
+    plan = Plan.model_validate({"steps": [{"id": 1, "agent": "travel", "tool": "book_flight", "args": written}]})
+    other = Plan.model_validate(
+        {"steps": [{"id": 1, "agent": "travel", "tool": "book_flight", "args": {**written, "cabin": "first"}}]}
+    )
+
+    assert plan_matches(case, plan, CATALOGS["foreign"])
+    assert not plan_matches(case, other, CATALOGS["foreign"])
 
 
 @pytest.mark.model
