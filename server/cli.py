@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         serve(settings, transport=args.transport, host=args.host, port=args.port)
         return 0
-    if args.command == "run" and args.plan is not None:
+    if args.command in ("run", "approve") and args.plan is not None:
         # Bytes: the plan parser reports text that is not UTF-8 like any other invalid JSON.
         try:
             args.plan = sys.stdin.buffer.read() if args.plan == "-" else Path(args.plan).read_bytes()
@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         "--engine", choices=["local", "remote"], help="where the run executes (default PLANNER_MCP_ENGINE, else local)"
     )
     run.add_argument(
+        "--approve", action="store_true", help="show the plan and ask on the terminal before anything runs"
+    )
+    run.add_argument(
         "--max-replans",
         type=_count,
         metavar="N",
@@ -142,6 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="re-run the steps of a run that did not succeed")
     resume.add_argument("run_id")
     resume.add_argument("--json", action="store_true", help="print the whole run record as JSON")
+
+    approve = sub.add_parser("approve", help="decide on a run whose plan awaits approval, then run it")
+    approve.add_argument("run_id")
+    decide = approve.add_mutually_exclusive_group()
+    decide.add_argument("--plan", metavar="FILE.json", help="run this edited plan instead ('-' reads stdin)")
+    decide.add_argument("--reject", action="store_true", help="reject the plan: the run ends cancelled")
+    approve.add_argument("--json", action="store_true", help="print the whole run record as JSON")
 
     cancel = sub.add_parser("cancel", help="cancel a pending run")
     cancel.add_argument("run_id")

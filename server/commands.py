@@ -12,6 +12,11 @@ import asyncio
 import json
 import logging
 import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -22,9 +27,10 @@ from planning.cluster import PLAN_TASK
 from planning.errors import EXIT_FAILED, EXIT_USAGE
 from planning.events import PhaseEvent, RunEvent
 from planning.mermaid import flowchart, gantt, run_flowchart
-from planning.plan import plan_json_schema
+from planning.plan import Plan, plan_json_schema
 from planning.records import RunRecord, RunStatus, StepStatus
 from planning.settings import Settings
+from planning.validate import PlanValidationError
 from server.app import App
 from server.cli import DEFAULT_LIMIT
 from server.terminal import (
@@ -83,8 +89,10 @@ async def dispatch(args: argparse.Namespace) -> int:
                 _show(record, mermaid=args.mermaid)
             return 0
         if args.command == "resume":
-            record = await _with_progress(app, args.run_id, resume=True)
+            record = await _settle(app, await _with_progress(app, args.run_id, resume=True))
             return _finish(record, args.json)
+        if args.command == "approve":
+            return await _approve(app, args)
         if args.command == "cancel":
             record = await app.cancel(args.run_id)
             if args.json:
@@ -106,14 +114,22 @@ async def _run(app: App, args: argparse.Namespace) -> int:
     if (args.plan is None) == (args.request is None):
         err.print('give either a request ("...") or --plan FILE.json')
         return EXIT_USAGE
+    if args.approve and not _at_terminal():
+        err.print(
+            "--approve asks on the terminal, and stdin is not one: run without it, or let the plan wait with "
+            "the MCP server's execute_plan(approval='required') and decide with planner-mcp approve RUN_ID"
+        )
+        return EXIT_USAGE
+    approval = "required" if args.approve else None
     if args.plan is not None:
         # The file's text, read in main().
-        record = app.submit(app.parse(args.plan), engine=args.engine, max_replans=args.max_replans)
+        plan = app.parse(args.plan)
+        record = app.submit(plan, engine=args.engine, max_replans=args.max_replans, approval=approval)
     else:
         if app.llm is None:
             raise LLMNotConfiguredError("Planning a request needs an LLM and none is configured.")
         # Recorded before planning: a request that fails to plan is a failed run to inspect or resume.
-        record = app.submit_request(args.request, engine=args.engine, max_replans=args.max_replans)
+        record = app.submit_request(args.request, engine=args.engine, max_replans=args.max_replans, approval=approval)
     if not app.engine_for(record.engine).runs_to_completion:  # a cluster run: submitted, then followed
         record = await app.execute(record.id)
         url = app.store.flyte_run(record.id)
@@ -122,8 +138,80 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         if args.json:
             _plain(out, record.model_dump_json(indent=2))
         return 0
-    record = await _with_progress(app, record.id)
+    record = await _settle(app, await _with_progress(app, record.id))
     return _finish(record, args.json)
+
+
+def _at_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+async def _approve(app: App, args: argparse.Namespace) -> int:
+    """`approve RUN_ID [--plan FILE | --reject]`: decide on a plan awaiting approval, then run it."""
+    if args.reject:
+        record = app.reject(args.run_id)
+    else:
+        app.approve(args.run_id, app.parse(args.plan) if args.plan is not None else None)
+        record = await _settle(app, await _with_progress(app, args.run_id, resume=True))
+    return _finish(record, args.json)
+
+
+async def _settle(app: App, record: RunRecord) -> RunRecord:
+    """While the run waits for approval and a person is at the terminal: ask, then run on (a revised
+    plan may ask again). Without a terminal the run keeps waiting; `_finish` says how to decide."""
+    while record.status is RunStatus.AWAITING_APPROVAL and _at_terminal():
+        answer = _ask(app, record)
+        if answer is None:
+            break
+        if answer == "reject":
+            return app.reject(record.id)
+        app.approve(record.id, answer if isinstance(answer, Plan) else None)
+        record = await _with_progress(app, record.id, resume=True)
+    return record
+
+
+def _ask(app: App, record: RunRecord) -> Plan | str | None:
+    """Show the plan and ask: "run", "reject", an edited (validated) plan, or None (decide later)."""
+    err.print(f"\nrun {record.id} waits for your approval: ", end="", style="yellow")
+    _plain(err, record.awaiting or "its plan needs it")
+    if record.versions and record.versions[-1].kind == "replanned":
+        _plain(err, f"the planner revised the plan: {record.versions[-1].reason}")
+    _plain(err, record.plan.model_dump_json(indent=2, exclude_defaults=True))
+    err.print(plan_summary(record.plan), end="", style="dim")
+    while True:
+        try:
+            reply = err.input("Run this plan? [y]es, [e]dit, [n]o (reject), [l]ater: ").strip().lower()
+        except EOFError:
+            return None
+        if reply in ("y", "yes"):
+            return "run"
+        if reply in ("n", "no"):
+            return "reject"
+        if reply in ("l", "later", ""):
+            err.print(f"it waits: planner-mcp approve {record.id} [--plan FILE | --reject]", style="dim")
+            return None
+        if reply in ("e", "edit"):
+            edited = _edit(app, record)
+            if edited is not None:
+                return edited
+
+
+def _edit(app: App, record: RunRecord) -> Plan | None:
+    """The plan in a file for the person to edit ($VISUAL or $EDITOR, else any editor while we wait),
+    read back and validated; None (and why, printed) when it is not a valid plan."""
+    with tempfile.TemporaryDirectory(prefix="planner-mcp-") as folder:
+        path = Path(folder) / f"{record.id}.json"
+        path.write_text(record.plan.model_dump_json(indent=2, exclude_defaults=True) + "\n")
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if editor:
+            subprocess.run([*shlex.split(editor), str(path)], check=False)
+        else:
+            err.input(f"edit {path}, save it, then press Enter: ")
+        try:
+            return app.parse(path.read_bytes())
+        except PlanValidationError as exc:
+            _plain(err, str(exc), style="red")
+            return None
 
 
 async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunRecord:
@@ -156,6 +244,11 @@ async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunReco
 def _finish(record: RunRecord, as_json: bool) -> int:
     if as_json:
         _plain(out, record.model_dump_json(indent=2))
+    elif record.status is RunStatus.AWAITING_APPROVAL:
+        err.print(f"run {record.id}: ", end="")
+        err.print(status_text(record.status))
+        _plain(err, f"{record.awaiting or 'its plan needs approval'}; decide with:")
+        _plain(err, f"  planner-mcp approve {record.id}   (or --plan EDITED.json, or --reject)")
     else:
         err.print(f"run {record.id}: ", end="")
         err.print(status_text(record.status), end="")

@@ -4,20 +4,21 @@ request planned in the server, run as a recorded run)."""
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field
 
 from agents.planner import PlanResult
 from planning.catalog import Catalog
 from planning.settings import EngineName
+from server.approval import answered, settle
 from server.mcp_runs import require_llm_for_agent_steps, run_recorded, submit_and_run
-from server.mcp_state import ServerState, fixable_errors, register_tool, run_result, server_state
+from server.mcp_state import ServerState, fixable_errors, register_tool, server_state
 from server.sampling import client_sampling
 from server.views import (
     PlanView,
@@ -143,6 +144,13 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
                 "PLANNER_MCP_ENGINE, itself `local`."
             ),
         ] = None,
+        approval: Annotated[
+            Literal["required"] | None,
+            Field(
+                description="required: a person approves the plan (and each revision) before it runs: asked through "
+                "your client if it can, else use approve_run."
+            ),
+        ] = None,
         max_replans: Annotated[
             int | None,
             Field(
@@ -152,7 +160,7 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
                 "server's for a request, 0 for a plan.",
             ),
         ] = None,
-    ) -> RunResult:
+    ) -> RunResult | InputRequiredResult:
         """Run a plan of specialist agent steps; returns the run: status, answer, each step's result or
         error, timings and LLM usage.
 
@@ -165,6 +173,9 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
         request is planned in the server). Then call get_run(run_id) every few seconds until `finished`.
         """
         state = server_state(ctx)
+        result = await answered(state, ctx)  # a 2026-era answer to our approval question
+        if result is not None:
+            return result
         if (plan is None) == (request is None):
             raise ToolError(
                 "give exactly one of `plan` (a plan object) or `request` (natural language), "
@@ -178,9 +189,14 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
                 # Recorded at once and planned in the server: the call never waits on the planner
                 # beyond its deadline, and a planning that fails stays listed as a failed run.
                 record = state.app.submit_request(
-                    request or "", idempotency_key=idempotency_key, engine=engine, max_replans=max_replans
+                    request or "",
+                    idempotency_key=idempotency_key,
+                    engine=engine,
+                    max_replans=max_replans,
+                    approval=approval,
                 )
-                return run_result(await run_recorded(state, ctx, record, wait=wait, synthesize=synthesize))
+                view = await run_recorded(state, ctx, record, wait=wait, synthesize=synthesize)
+                return await settle(state, ctx, view, synthesize=synthesize)
             else:
                 planned = await plan_request(state, ctx, request or "")
                 parsed, usage = planned.plan, planned.usage
@@ -197,5 +213,6 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
             engine=engine,
             usage=usage,
             max_replans=max_replans,
+            approval=approval,
         )
-        return run_result(view)
+        return await settle(state, ctx, view, synthesize=synthesize)

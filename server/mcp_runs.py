@@ -17,7 +17,7 @@ from agents.llm import Usage
 from agents.llm.errors import HOW_TO_CONFIGURE
 from planning.cluster import PLAN_TASK, FlytePhase
 from planning.plan import Plan
-from planning.records import RunRecord, RunStatus
+from planning.records import Approval, RunRecord, RunStatus
 from planning.settings import EngineName
 from server.app import App
 from server.mcp_state import RunId, ServerState, fixable_errors, register_tool, run_result, server_state
@@ -31,6 +31,10 @@ from server.views import (
 # What a model should do while a run executes in the server.
 _POLL_HINT = (
     "The run continues in the server: call get_run(run_id={run_id!r}) every few seconds until `finished` is true."
+)
+_APPROVAL_HINT = (
+    "The plan waits for approval ({why}): call approve_run(run_id={run_id!r}) to run it as shown, with `plan` to "
+    "run an edited plan instead, or with reject=true to reject it."
 )
 _CANCEL_WAIT_S = 30.0
 
@@ -55,7 +59,7 @@ async def run_and_wait(
         record = await state.runs.run(
             run_id, ctx.report_progress, synthesize=synthesize, deadline_s=state.settings.call_deadline_s
         )
-    if record is None:
+    if record is None or record.status is RunStatus.AWAITING_APPROVAL:
         return await polling_view(state, run_id)
     return run_view(record)
 
@@ -66,6 +70,8 @@ async def polling_view(state: ServerState, run_id: str, *, detail: bool = False)
     executing = state.runs.is_active(run_id)
     finished = record.status.finished and not executing
     hint = None if finished else _POLL_HINT.format(run_id=run_id)
+    if record.status is RunStatus.AWAITING_APPROVAL and not executing:
+        hint = _APPROVAL_HINT.format(run_id=run_id, why=record.awaiting or "it needs one")
     return run_view(record, finished=finished, next_hint=hint, detail=detail)
 
 
@@ -88,6 +94,7 @@ async def submit_and_run(
     engine: EngineName | None = None,
     usage: Usage | None = None,
     max_replans: int | None = None,
+    approval: Approval | None = None,
 ) -> RunView:
     with fixable_errors():
         record = state.app.submit(
@@ -97,6 +104,7 @@ async def submit_and_run(
             engine=engine,
             usage=usage,
             max_replans=max_replans,
+            approval=approval,
         )
     return await run_recorded(state, ctx, record, wait=wait, synthesize=synthesize)
 

@@ -8,6 +8,7 @@ Tools       plan, execute_plan                                           server/
             list_agents, <agent>_agent for each agent of the catalog     server/mcp_agents.py
             (math, string, web_search, code, weather by default, and one per configured MCP server)
             list_runs, get_run, resume_run, cancel_run                   server/mcp_runs.py
+            approve_run (and asking a person within the call)           server/approval.py
 Resources   runs://{run_id}, runs://recent, agents://catalog             server/mcp_resources.py
 Prompts     plan_and_execute                                             server/mcp_resources.py
 Shared      the server state, fixable errors, how a run is returned      server/mcp_state.py
@@ -47,6 +48,7 @@ from agents.llm.select import select_llm
 from planning.catalog import Catalog, load_catalog
 from planning.settings import Settings
 from server.app import App
+from server.approval import add_approval_tools
 from server.http_auth import BearerTokenVerifier, HttpSecurity
 from server.mcp_agents import add_agent_tools
 from server.mcp_planning import add_planning_tools
@@ -202,6 +204,7 @@ def build_server(
     add_planning_tools(server, catalog)
     add_agent_tools(server, catalog)
     add_run_tools(server)
+    add_approval_tools(server)
     add_resources(server, slot)
     add_prompts(server)
     return server

@@ -72,3 +72,35 @@ def test_plans_hold_the_requests_values_and_never_the_worked_examples(home: Path
         {"id": 1, "agent": "string", "tool": "letter_count", "args": {"text": "strawberry", "letter": "r"}}
     ]
     assert "alpha beta gamma" not in done.stdout
+
+
+def test_a_failed_step_is_replanned_by_the_embedded_model_keeping_what_succeeded(home: Path) -> None:
+    # A planner's bad assumption, recorded as a run of the request: it divides by 0 where the request
+    # says 2. Resuming it runs step 1, step 2 fails for good, and the embedded model revises the rest.
+    from planning.plan import Plan
+    from planning.store import RunStore
+
+    request = "Multiply 10 by 5, then divide the result by 2"
+    plan = Plan.model_validate(
+        {
+            "steps": [
+                {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}},
+                {"id": 2, "agent": "math", "tool": "divide", "args": {"a": "$1", "b": 0}, "depends_on": [1]},
+            ]
+        }
+    )
+    store = RunStore(home / "runs.sqlite3")
+    run = store.create_run(plan, request=request)
+    store.close()
+
+    done = cli(home, "resume", run.id, "--json")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(done.stdout)
+    assert record["status"] == "succeeded"
+    assert [(v["version"], v["kind"]) for v in record["versions"]] == [(1, "planned"), (2, "replanned")]
+    assert "division by zero" in record["versions"][1]["reason"]
+    steps = {s["id"]: s for s in record["steps"]}
+    assert (steps[1]["status"], steps[1]["attempts"]) == ("succeeded", 1)  # kept, never run again
+    assert steps[2]["status"] == "replaced"
+    assert 25 in [s["result"] for s in record["steps"] if s["id"] > 2]

@@ -3,6 +3,7 @@ OpenAI-compatible server on 127.0.0.1 where an LLM is needed; `main` in this pro
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -302,3 +303,111 @@ def test_a_failed_step_is_replanned_and_show_gives_both_plan_versions_with_the_r
     flat = " ".join(shown.split())
     assert "plan v2 replanned: step 2 (math) failed: division by zero" in flat
     assert "(replaced step 2)" in flat and "⤳ replaced" in flat
+
+
+# -- approval on the terminal ----------------------------------------------------------------------
+
+APPROVE_PLAN = {
+    "steps": [
+        {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}},
+        {"id": 2, "agent": "math", "tool": "add", "args": {"a": "$1", "b": 1}, "depends_on": [1]},
+    ]
+}
+EDITED_PLAN = {"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 6, "b": 7}}]}
+
+
+class Terminal(io.StringIO):
+    """stdin as a person at a terminal who types these lines."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`main` in this process, without an LLM, on a fresh home; returns the plan file APPROVE_PLAN."""
+    monkeypatch.setattr(commands_module, "select_llm", lambda *_: None)
+    monkeypatch.setenv("PLANNER_MCP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PLANNER_MCP_CATALOG", PRODUCT_CATALOG)
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(APPROVE_PLAN))
+    return plan
+
+
+def last_run(capsys: pytest.CaptureFixture[str]) -> RunRecord:
+    return RunRecord.model_validate_json(capsys.readouterr().out)
+
+
+def test_approve_without_a_terminal_is_refused(in_process: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--approve", "--plan", str(in_process)]) == 2
+    assert "--approve asks on the terminal, and stdin is not one" in capsys.readouterr().err
+
+
+def test_a_person_approves_the_plan_on_the_terminal(
+    in_process: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+
+    assert main(["run", "--approve", "--plan", str(in_process), "--json"]) == 0
+
+    record = last_run(capsys)
+    assert (record.status.value, record.answer, record.approved_version) == ("succeeded", "51", 1)
+
+
+def test_a_person_rejects_the_plan_on_the_terminal(
+    in_process: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+
+    assert main(["run", "--approve", "--plan", str(in_process), "--json"]) == 1
+
+    record = last_run(capsys)
+    assert record.status.value == "cancelled"
+    assert {step.attempts for step in record.steps} == {0}
+
+
+def test_a_person_edits_the_plan_in_their_editor_and_an_invalid_edit_is_refused_first(
+    in_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edits = tmp_path / "edits"
+    edits.mkdir()
+    (edits / "1.json").write_text('{"steps": [{"id": 1, "agent": "math", "tool": "nope", "args": {}}]}')
+    (edits / "2.json").write_text(json.dumps(EDITED_PLAN))
+    editor = tmp_path / "editor.py"  # each call writes the next edit over the file it is given
+    editor.write_text(
+        "import pathlib, sys\n"
+        f"edits = sorted(pathlib.Path({str(edits)!r}).glob('*.json'))\n"
+        "pathlib.Path(sys.argv[1]).write_text(edits[0].read_text())\n"
+        "edits[0].unlink()\n"
+    )
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.setattr(sys, "stdin", Terminal("e\ne\n"))
+
+    assert main(["run", "--approve", "--plan", str(in_process), "--json"]) == 0
+
+    captured = capsys.readouterr()
+    record = RunRecord.model_validate_json(captured.out)
+    assert "agent 'math' has no tool 'nope'" in captured.err
+    assert (record.status.value, record.answer) == ("succeeded", "42")
+    assert [(v.version, v.kind) for v in record.versions] == [(1, "planned"), (2, "edited")]
+
+
+def test_a_plan_left_for_later_waits_across_processes_until_approve_decides(
+    in_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", Terminal("l\n"))
+    assert main(["run", "--approve", "--plan", str(in_process), "--json"]) == 1
+    waiting = last_run(capsys)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal from here on
+    (tmp_path / "edited.json").write_text(json.dumps(EDITED_PLAN))
+
+    assert main(["resume", waiting.id]) == 1  # still waiting: resume never runs an unapproved plan
+    resumed = capsys.readouterr().err
+    assert main(["approve", waiting.id, "--plan", str(tmp_path / "edited.json"), "--json"]) == 0
+    approved = last_run(capsys)
+
+    assert waiting.status.value == "awaiting_approval"
+    assert f"planner-mcp approve {waiting.id}" in resumed
+    assert (approved.status.value, approved.answer) == ("succeeded", "42")

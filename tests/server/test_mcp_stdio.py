@@ -138,3 +138,52 @@ async def test_the_sdk_client_drives_the_stdio_server_in_the_current_protocol_er
     assert {"plan", "execute_plan", "get_run"} <= tools
     assert result.structured_content is not None
     assert (result.structured_content["status"], result.structured_content["answer"]) == ("succeeded", "oidts")
+
+
+async def test_a_run_awaiting_approval_outlives_a_killed_server_and_approve_run_finishes_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    stderr = bytearray()
+    waiting: dict[str, Any] = {}
+    async with await anyio.open_process(SERVE, cwd=ROOT, env=server_env(home)) as process:
+        session = RawSession(process)
+        async with anyio.create_task_group() as group:
+            group.start_soon(drain, process.stderr, stderr)
+            with anyio.fail_after(STARTUP_S):
+                await session.send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "initialize",
+                        "params": {  # no elicitation: the run waits for approve_run
+                            "protocolVersion": "2025-11-25",
+                            "capabilities": {},
+                            "clientInfo": {"name": "raw-stdio-test", "version": "0"},
+                        },
+                    }
+                )
+                await session.response(1)
+                await session.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                arguments = {"plan": SEED_PLAN, "approval": "required"}
+                await session.send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": 2,
+                        "method": "tools/call",
+                        "params": {"name": "execute_plan", "arguments": arguments},
+                    }
+                )
+                waiting = (await session.response(2))["result"]["structuredContent"]
+            process.kill()  # a crash: no shutdown, no cleanup
+            await process.wait()
+            group.cancel_scope.cancel()
+
+    parameters = StdioServerParameters(command=SERVE[0], args=SERVE[1:], cwd=str(ROOT), env=server_env(home))
+    with anyio.fail_after(STARTUP_S):
+        async with Client(parameters) as client:
+            after = await client.call_tool("get_run", {"run_id": waiting["run_id"]})
+            approved = await client.call_tool("approve_run", {"run_id": waiting["run_id"]})
+
+    assert waiting["status"] == "awaiting_approval"
+    assert after.structured_content is not None and after.structured_content["status"] == "awaiting_approval"
+    assert approved.structured_content is not None
+    assert (approved.structured_content["status"], approved.structured_content["answer"]) == ("succeeded", "100")
