@@ -119,9 +119,8 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
         wait: Annotated[
             bool,
             Field(
-                description="true: wait for the run to finish and return its result, with progress notifications; "
-                "a run still going after about 45 s is returned unfinished (finished=false) and goes on in the "
-                "server. false: return the run id at once (a request is planned in the server); poll get_run."
+                description="true: wait (with progress) up to about 45 s; a run still going then comes back with "
+                "finished=false and goes on. false: return the run id at once; poll get_run."
             ),
         ] = True,
         synthesize: Annotated[
@@ -132,23 +131,21 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
             str | None,
             Field(
                 max_length=200,
-                description="Any unique string; a retry with the same key returns the same run instead of starting "
-                "another.",
+                description="A retry with the same key returns the same run, never a second one.",
             ),
         ] = None,
         engine: Annotated[
             EngineName | None,
             Field(
-                description="Where the run executes: `local` (this machine, Flyte local mode) or `remote` (the "
-                "configured Flyte cluster; returns once submitted, follow it with get_run). Default: the server's "
-                "PLANNER_MCP_ENGINE, itself `local`."
+                description="`local` (this machine, Flyte local mode) or `remote` (the configured Flyte cluster; "
+                "returns once submitted: poll get_run). Default: PLANNER_MCP_ENGINE, else `local`."
             ),
         ] = None,
         approval: Annotated[
             Literal["required"] | None,
             Field(
-                description="required: a person approves the plan (and each revision) before it runs: asked through "
-                "your client if it can, else use approve_run."
+                description="required: a person approves the plan (and each revision) before it runs, through "
+                "your client or approve_run."
             ),
         ] = None,
         max_replans: Annotated[
@@ -156,8 +153,8 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
             Field(
                 ge=0,
                 le=5,
-                description="Revisions allowed after steps fail (succeeded steps are kept); 0: none; default: the "
-                "server's for a request, 0 for a plan.",
+                description="Revisions after steps fail (succeeded ones are kept); default: the server's for a "
+                "request, 0 for a plan.",
             ),
         ] = None,
     ) -> RunResult | InputRequiredResult:

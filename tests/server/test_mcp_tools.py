@@ -593,13 +593,14 @@ async def test_an_unknown_run_id_says_so(make_server: MakeServer, mode: str, too
     )
 
 
-async def test_tools_list_stays_under_27000_characters_with_every_tool(make_server: MakeServer, mode: str) -> None:
+async def test_tools_list_stays_under_25000_characters_with_every_tool(make_server: MakeServer, mode: str) -> None:
     async with Client(make_server(), mode=mode) as client:
         listed = await client.list_tools()
 
-    size = len(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)))
-    # 25,000 until approve_run, plan versions and the approval and max_replans parameters (issue 15).
-    assert size <= 27_000, f"tools/list is {size:,} characters"
+    # The product's tools: the test catalog's extra `gate` agent is not counted.
+    product = listed.model_copy(update={"tools": [t for t in listed.tools if t.name != "gate_agent"]})
+    size = len(json.dumps(product.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    assert size <= 25_000, f"tools/list is {size:,} characters"
     assert len(listed.tools) == 14  # 8 planning and run tools + one per agent of the test catalog (6)
     assert not any('"title": "' in json.dumps(tool.input_schema) for tool in listed.tools)
 
