@@ -7,7 +7,6 @@ import itertools
 from typing import Annotated, Any, Literal
 
 import anyio
-import anyio.lowlevel
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations

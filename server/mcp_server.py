@@ -36,7 +36,6 @@ from importlib.metadata import version as package_version
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -46,6 +45,7 @@ from pydantic import AnyHttpUrl
 
 from agents.llm.select import select_llm
 from planning.catalog import Catalog, load_catalog
+from planning.errors import UserFixableError
 from planning.settings import Settings
 from server.app import App
 from server.approval import add_approval_tools
@@ -54,11 +54,14 @@ from server.mcp_agents import add_agent_tools
 from server.mcp_planning import add_planning_tools
 from server.mcp_resources import add_prompts, add_resources
 from server.mcp_runs import add_run_tools
-from server.mcp_state import OPEN_ERRORS, ServerState, StateSlot
+from server.mcp_state import ServerState, StateSlot
 from server.supervisor import RunSupervisor
 
 AppFactory = Callable[[Settings], App]
 logger = logging.getLogger(__name__)
+
+# Failures of opening the application that leave the server up, reporting them on every tool call.
+OPEN_ERRORS: tuple[type[Exception], ...] = (UserFixableError, OSError)
 
 SERVER_NAME = "planner-mcp"
 _INSTRUCTIONS = (

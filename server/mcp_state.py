@@ -25,9 +25,6 @@ from server.views import (
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
-# Failures of opening the application that leave the server up, reporting them on every tool call.
-OPEN_ERRORS: tuple[type[Exception], ...] = (UserFixableError, OSError)
-
 RunId = Annotated[
     str,
     Field(min_length=1, max_length=100, description="The run's id, from execute_plan or list_runs."),

@@ -13,7 +13,6 @@ from types import FrameType
 from typing import Literal
 
 import anyio
-import anyio.lowlevel
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
