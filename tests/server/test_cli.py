@@ -247,6 +247,16 @@ def test_an_llm_that_cannot_be_had_still_lets_tool_steps_run(
     assert "PLANNER_MCP_LLM=local needs llama-cpp-python" in capsys.readouterr().err
 
 
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """This process ignores SIGINT, as a non-interactive shell starts its background jobs
+    (`.ci/run > log &`); its children inherit that unless the harness undoes it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_ignored")
 def test_ctrl_c_on_run_prints_the_run_id_and_the_resume_command(tmp_path: Path) -> None:
     workspace = Workspace(tmp_path)
     plan = tmp_path / "plan.json"
