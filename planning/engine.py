@@ -248,8 +248,7 @@ async def _orchestrate(request: PlanRequest) -> RunResult:
             if faults:
                 raise faults[0] from None
             if store:
-                _cancel_pending(store, run_id)
-                store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")
+                record_cancelled(store, run_id)
             return RunResult(status=RunStatus.CANCELLED)
         if faults:
             raise faults[0]
@@ -373,8 +372,10 @@ def _record_of(request: PlanRequest, status: RunStatus, outcomes: dict[int, Step
     )
 
 
-def _cancel_pending(store: RunStore, run_id: str) -> None:
+def record_cancelled(store: RunStore, run_id: str) -> None:
+    """Record a run cancelled: its steps that did not finish too (resume runs them again)."""
     cancelled = StepOutcome(status=StepStatus.CANCELLED, attempts=0)
     for step in store.get_run(run_id).steps:
         if not step.status.finished:
             store.step_finished(run_id, step.id, cancelled.model_copy(update={"attempts": step.attempts}))
+    store.finish_run(run_id, RunStatus.CANCELLED, error="the run was cancelled; resume it to finish")

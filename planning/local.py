@@ -22,7 +22,17 @@ import anyio
 
 from planning.answer import plain_answer
 from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, phases_filter
-from planning.engine import CURRENT_RUN, LocalRun, PlanRequest, RunParts, RunResult, Synthesize, flyte, run_plan
+from planning.engine import (
+    CURRENT_RUN,
+    LocalRun,
+    PlanRequest,
+    RunParts,
+    RunResult,
+    Synthesize,
+    flyte,
+    record_cancelled,
+    run_plan,
+)
 from planning.errors import RunBusyError
 from planning.events import OnEvent
 from planning.ownership import is_alive, this_process
@@ -118,6 +128,16 @@ class LocalEngine:
         # The one claim: running, owned by this process (atomic: a live process holding it wins).
         if not self.store.claim_run(run_id, this_process(), is_alive):
             raise RunBusyError(f"run {run_id!r} is executing in another live process; wait for it or cancel it there")
+        try:
+            return await self._run_claimed(run_id, on_event, synthesize)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Cancelled where run_plan does not record it (starting Flyte, writing the answer) or
+            # past the wait for it: the run is this process's, never left `running` behind.
+            if self.store.get_run(run_id).status is RunStatus.RUNNING:
+                record_cancelled(self.store, run_id)
+            raise
+
+    async def _run_claimed(self, run_id: str, on_event: OnEvent | None, synthesize: bool) -> RunRecord:
         self.store.reset_unfinished_steps(run_id)  # a resume runs again every step that did not succeed
         local = LocalRun(
             run_id=run_id,

@@ -14,13 +14,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import anyio
 import pytest
 
 from agents.llm import LLMNotConfiguredError
+from planning import engine as engine_module
+from planning.local import LocalEngine
 from planning.records import RunRecord
+from planning.steps import StepRunner
 from server import commands as commands_module
+from server.app import App
 from server.cli import main
-from tests.durability.harness import Workspace, clean_environ, finish, wait_until
+from tests.durability.harness import BOUND_S, Workspace, clean_environ, finish, wait_until
 from tests.durability.ledger_catalog import GATE_ENV
 
 PRODUCT_CATALOG = "agents.catalog:build_catalog"
@@ -274,6 +279,78 @@ def test_ctrl_c_on_run_prints_the_run_id_and_the_resume_command(tmp_path: Path) 
     assert (status, stdout) == (130, "")
     assert f"interrupted: run {view.run_id} stopped; finish it with:\n  planner-mcp resume {view.run_id}" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.fixture
+def interruptible() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in this process (as in a terminal), even if it was started
+    ignoring it (as a shell's background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def press_ctrl_c() -> None:
+    """SIGINT to the main thread, where Python handles it, from whichever thread calls this."""
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+
+def main_on_ctrl_c(argv: list[str]) -> int:
+    """`main(argv)`, where a KeyboardInterrupt that escapes it (a traceback for the user) fails the
+    test instead of stopping the whole test session."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main() as KeyboardInterrupt")
+
+
+# Where a Ctrl-C can land while `planner-mcp run` executes a request (the functions are patched to
+# press it once, then wait to be cancelled).
+INTERRUPT_POINTS: dict[str, tuple[object, str]] = {
+    "planning": (App, "plan"),
+    "starting Flyte": (LocalEngine, "_init_flyte"),
+    "a step": (StepRunner, "__call__"),
+    "the answer": (engine_module, "_synthesize"),
+}
+
+
+@pytest.mark.usefixtures("interruptible")
+@pytest.mark.parametrize("point", INTERRUPT_POINTS)
+def test_ctrl_c_anywhere_in_a_run_leaves_it_cancelled_and_resume_finishes_it(
+    point: str, llm_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PLANNER_MCP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PLANNER_MCP_CATALOG", PRODUCT_CATALOG)
+    monkeypatch.setenv("PLANNER_MCP_LLM", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", llm_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("PLANNER_MCP_SYNTHESIZE", "false")
+    owner, name = INTERRUPT_POINTS[point]
+    original = getattr(owner, name)
+    pressed: list[str] = []
+
+    async def ctrl_c_the_first_time(*args: object, **kwargs: object) -> object:
+        if not pressed:
+            pressed.append(point)
+            press_ctrl_c()
+            await anyio.sleep(BOUND_S)  # the Ctrl-C cancels this
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, ctrl_c_the_first_time)
+
+    status = main_on_ctrl_c(["run", "What is 10 times 5?"])
+    said = capsys.readouterr().err
+    run_id = said.split("interrupted: run ")[1].split()[0]
+    main(["show", run_id, "--json"])
+    stopped = last_run(capsys)
+
+    assert (pressed, status) == ([point], 130)
+    assert f"stopped; finish it with:\n  planner-mcp resume {run_id}\n" in said
+    assert stopped.status.value == "cancelled"  # not `running`, owned by this process: resume could not take it
+    assert all(step.status.finished for step in stopped.steps)
+    assert main(["resume", run_id, "--json"]) == 0
+    finished = last_run(capsys)
+    assert (finished.status.value, finished.answer) == ("succeeded", "multiply(a=10, b=5) = 50")
 
 
 def test_a_failing_llm_call_is_retried_in_view_and_counted_as_an_attempt(planner_mcp: Run) -> None:
