@@ -7,23 +7,33 @@ arguments (it imports nothing heavy, so `--help` is instant); the commands are i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import get_args
 
 from planning.status import FlytePhase, RunStatus
 
 DEFAULT_LIMIT = 20
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process that SIGINT ended
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line's exit status. Ctrl-C exits 130 without a traceback from here on: while a
+    run executes, the run is recorded cancelled and how to resume it is printed (server.commands)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the event loop runs (imports, reading the plan) or in it
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     # Imported after parsing, so `--help`, `--version` and argument errors cost no more than argparse.
+    import asyncio
+
     from pydantic import ValidationError
 
     from planning.errors import UserFixableError
@@ -63,11 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _plain(err, f"error: {exc}", style="red")
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("planner-mcp")
     except PackageNotFoundError:  # run from a checkout that was never installed

@@ -353,6 +353,24 @@ def test_ctrl_c_anywhere_in_a_run_leaves_it_cancelled_and_resume_finishes_it(
     assert (finished.status.value, finished.answer) == ("succeeded", "multiply(a=10, b=5) = 50")
 
 
+@pytest.mark.usefixtures("interruptible")
+def test_ctrl_c_before_the_run_starts_exits_130_quietly(
+    in_process: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Stdin:
+        class buffer:  # sys.stdin.buffer
+            @staticmethod
+            def read() -> bytes:
+                press_ctrl_c()
+                return b"{}"
+
+    monkeypatch.setattr(sys, "stdin", Stdin)
+
+    status = main_on_ctrl_c(["run", "--plan", "-"])  # while the plan is read from stdin
+
+    assert (status, capsys.readouterr().out) == (130, "")
+
+
 def test_a_failing_llm_call_is_retried_in_view_and_counted_as_an_attempt(planner_mcp: Run) -> None:
     _ChatHandler.failures_left = 1
 
