@@ -13,10 +13,14 @@ import json
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
 from rich.table import Table
@@ -160,7 +164,15 @@ async def _settle(app: App, record: RunRecord) -> RunRecord:
     """While the run waits for approval and a person is at the terminal: ask, then run on (a revised
     plan may ask again). Without a terminal the run keeps waiting; `_finish` says how to decide."""
     while record.status is RunStatus.AWAITING_APPROVAL and _at_terminal():
-        answer = _ask(app, record)
+        try:
+            # Ctrl-C at the prompt interrupts at once: asyncio's handler only cancels the main task,
+            # which waits in this blocking read until a second Ctrl-C.
+            with _sigint(signal.default_int_handler):
+                answer = _ask(app, record)
+        except KeyboardInterrupt:
+            err.print(f"\ninterrupted: run {record.id} still waits for approval; decide with:")
+            _plain(err, f"  planner-mcp approve {record.id}   (or --plan EDITED.json, or --reject)")
+            raise
         if answer is None:
             break
         if answer == "reject":
@@ -204,7 +216,8 @@ def _edit(app: App, record: RunRecord) -> Plan | None:
         path.write_text(record.plan.model_dump_json(indent=2, exclude_defaults=True) + "\n")
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if editor:
-            subprocess.run([*shlex.split(editor), str(path)], check=False)
+            with _sigint(signal.SIG_IGN):  # the editor's own (vim cancels with it), as git does
+                subprocess.run([*shlex.split(editor), str(path)], check=False)
         else:
             err.input(f"edit {path}, save it, then press Enter: ")
         try:
@@ -212,6 +225,21 @@ def _edit(app: App, record: RunRecord) -> Plan | None:
         except PlanValidationError as exc:
             _plain(err, str(exc), style="red")
             return None
+
+
+@contextmanager
+def _sigint(handler: Callable[[int, FrameType | None], object] | int) -> Iterator[None]:
+    """SIGINT goes to `handler` for a while, unless this process ignores it (a background job) or
+    did not set its handler from Python."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN or previous is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 async def _with_progress(app: App, run_id: str, resume: bool = False) -> RunRecord:

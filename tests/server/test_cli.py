@@ -499,6 +499,46 @@ def test_a_person_edits_the_plan_in_their_editor_and_an_invalid_edit_is_refused_
     assert [(v.version, v.kind) for v in record.versions] == [(1, "planned"), (2, "edited")]
 
 
+@pytest.mark.usefixtures("interruptible")
+def test_ctrl_c_at_the_approval_prompt_exits_at_once_and_says_how_to_decide(
+    in_process: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class PressesCtrlC(Terminal):
+        def readline(self, size: int | None = -1) -> str:
+            press_ctrl_c()
+            return "y\n"  # what asyncio's handler alone let through: the plan ran
+
+    monkeypatch.setattr(sys, "stdin", PressesCtrlC())
+
+    status = main_on_ctrl_c(["run", "--approve", "--plan", str(in_process)])
+    said = capsys.readouterr().err
+    run_id = said.split("interrupted: run ")[1].split()[0]
+    main(["show", run_id, "--json"])
+
+    assert status == 130
+    assert f"still waits for approval; decide with:\n  planner-mcp approve {run_id}" in said
+    assert last_run(capsys).status.value == "awaiting_approval"
+
+
+@pytest.mark.usefixtures("interruptible")
+def test_ctrl_c_in_the_editor_is_the_editors_and_the_edited_plan_runs(
+    in_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    editor = tmp_path / "editor.py"  # a terminal's Ctrl-C reaches its whole foreground group: us too
+    editor.write_text(
+        "import os, pathlib, signal, sys\n"
+        f"pathlib.Path(sys.argv[1]).write_text({json.dumps(EDITED_PLAN)!r})\n"
+        "os.kill(os.getppid(), signal.SIGINT)\n"
+    )
+    monkeypatch.setenv("EDITOR", f"{sys.executable} {editor}")
+    monkeypatch.setattr(sys, "stdin", Terminal("e\n"))
+
+    assert main_on_ctrl_c(["run", "--approve", "--plan", str(in_process), "--json"]) == 0
+
+    record = last_run(capsys)
+    assert (record.status.value, record.answer) == ("succeeded", "42")
+
+
 def test_a_plan_left_for_later_waits_across_processes_until_approve_decides(
     in_process: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
