@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import get_args
@@ -30,21 +32,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
-    # Imported after parsing, so `--help`, `--version` and argument errors cost no more than argparse.
-    import asyncio
+    with _sigint_held():
+        args = _parser().parse_args(argv)
+        # Imported after parsing, so `--help`, `--version` and argument errors cost no more than argparse.
+        import asyncio
 
-    from pydantic import ValidationError
+        from pydantic import ValidationError
 
-    from planning.errors import UserFixableError
-    from planning.settings import Settings
-    from server.commands import EXIT_FAILED, EXIT_USAGE, dispatch, err
-    from server.terminal import log_handler
-    from server.terminal import print_plain as _plain
+        from planning.errors import UserFixableError
+        from planning.settings import Settings
+        from server.commands import EXIT_FAILED, EXIT_USAGE, dispatch, err
+        from server.terminal import log_handler
+        from server.terminal import print_plain as _plain
 
-    level = logging.INFO if args.verbose else logging.WARNING
-    # Through the stderr console: a log line prints above the live display instead of breaking it.
-    logging.basicConfig(level=level, handlers=[log_handler(err, level)])
+        level = logging.INFO if args.verbose else logging.WARNING
+        # Through the stderr console: a log line prints above the live display instead of breaking it.
+        logging.basicConfig(level=level, handlers=[log_handler(err, level)])
     if args.command == "serve":
         from server.mcp_transport import serve
 
@@ -73,6 +76,18 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:
         _plain(err, f"error: {exc}", style="red")
         return EXIT_FAILED
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Ctrl-C while starting waits for the imports to end, then raises KeyboardInterrupt. Raised
+    amid them, it could land in a weakref callback or a __del__ (imports run plenty of them), where
+    Python prints "Exception ignored" and drops it: the Ctrl-C would be lost and the run go on."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a held SIGINT is handled here
 
 
 def _version() -> str:

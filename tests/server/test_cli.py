@@ -3,6 +3,7 @@ OpenAI-compatible server on 127.0.0.1 where an LLM is needed; `main` in this pro
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import signal
@@ -22,6 +23,7 @@ from planning import engine as engine_module
 from planning.local import LocalEngine
 from planning.records import RunRecord
 from planning.steps import StepRunner
+from server import cli as cli_module
 from server import commands as commands_module
 from server.app import App
 from server.cli import main
@@ -367,6 +369,30 @@ def test_ctrl_c_before_the_run_starts_exits_130_quietly(
     monkeypatch.setattr(sys, "stdin", Stdin)
 
     status = main_on_ctrl_c(["run", "--plan", "-"])  # while the plan is read from stdin
+
+    assert (status, capsys.readouterr().out) == (130, "")
+
+
+@pytest.mark.usefixtures("interruptible")
+def test_ctrl_c_while_starting_is_never_dropped_by_a_finalizer(
+    in_process: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Raised in a __del__ or a weakref callback (imports run plenty of them), KeyboardInterrupt is
+    printed as "Exception ignored" and dropped: the run would go on."""
+
+    class PressesCtrlCWhenCollected:
+        def __del__(self) -> None:
+            press_ctrl_c()
+
+    parser = cli_module._parser
+
+    def parser_amid_a_collection() -> argparse.ArgumentParser:
+        PressesCtrlCWhenCollected()  # collected at once
+        return parser()
+
+    monkeypatch.setattr(cli_module, "_parser", parser_amid_a_collection)
+
+    status = main_on_ctrl_c(["run", "--plan", str(in_process)])
 
     assert (status, capsys.readouterr().out) == (130, "")
 
