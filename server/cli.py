@@ -6,17 +6,16 @@ arguments (it imports nothing heavy, so `--help` is instant); the commands are i
 
 from __future__ import annotations
 
-import argparse
-import logging
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING
 
-from planning.status import FlytePhase, RunStatus
+# Everything else is imported once main() holds Ctrl-C back (_sigint_held): pressed amid the
+# imports up here, it ends the process with a KeyboardInterrupt traceback.
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_LIMIT = 20
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report a process that SIGINT ended
@@ -36,6 +35,8 @@ def _main(argv: Sequence[str] | None) -> int:
         args = _parser().parse_args(argv)
         # Imported after parsing, so `--help`, `--version` and argument errors cost no more than argparse.
         import asyncio
+        import logging
+        from pathlib import Path
 
         from pydantic import ValidationError
 
@@ -105,6 +106,8 @@ def _positive(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number of 1 or more")
     return value
 
@@ -115,11 +118,19 @@ def _count(text: str) -> int:
     except ValueError:
         value = -1
     if value < 0:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number of 0 or more")
     return value
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+    from datetime import datetime
+    from typing import get_args
+
+    from planning.status import FlytePhase, RunStatus
+
     parser = argparse.ArgumentParser(prog="planner-mcp", description=__doc__)
     parser.add_argument("--version", action="version", version=f"planner-mcp {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
