@@ -5,7 +5,10 @@ The file has the shape MCP hosts already use, plus a few keys of ours:
 
     {"mcpServers": {
         "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {}, "description": "Clock and time zones"},
-        "docs": {"url": "http://127.0.0.1:9000/mcp", "headers": {"Authorization": "Bearer ..."}}}}
+        "docs": {"url": "http://127.0.0.1:9000/mcp", "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}}}}
+
+`${VAR}` in `env`, `headers` and `url` is read from planner-mcp's environment as the server starts
+(agents.mcp_variables); the values never appear in our log or error messages.
 
 Sessions are bound to the event loop that opened them, while steps run on Flyte's loop, the MCP
 server's loop or a CLI's. So every session lives on one loop of its own, in a thread owned by
@@ -42,6 +45,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import CallToolResult, TextContent, Tool
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
+from agents.mcp_variables import Redactor, ServerVariableError, expand
 from planning.catalog import AgentSpec, CatalogFactoryError, ToolSpec
 from planning.tool_schema import ToolSchemaError
 from tools.errors import ToolError, ToolUnavailableError, TransientToolError
@@ -56,6 +60,8 @@ AGENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,47}")
 _MAX_MESSAGE = 2_000
 _BACKOFF_START_S = 1.0
 _BACKOFF_MAX_S = 60.0
+# The HTTP client's loggers, which write request URLs (a `${VAR}` in "url" may be a key).
+_URL_LOGGERS = ("httpx", "httpx2", "mcp.client.streamable_http")
 
 
 class ServersConfigError(CatalogFactoryError):
@@ -110,6 +116,18 @@ class ServerEntry(BaseModel):
     def transport(self) -> str:
         return "stdio" if self.command is not None else "http"
 
+    def expanded(self, name: str, environ: Mapping[str, str], redactor: Redactor) -> ServerEntry:
+        """This entry with `${VAR}` in `env`, `headers` and `url` read from `environ` (raises
+        ServerVariableError naming the key and the variable); `redactor` learns the values read."""
+
+        def values(key: str, items: dict[str, str]) -> dict[str, str]:
+            return {k: expand(name, f"{key}[{k!r}]", v, environ, redactor) for k, v in items.items()}
+
+        url = None if self.url is None else expand(name, "url", self.url, environ, redactor)
+        return self.model_copy(
+            update={"env": values("env", self.env), "headers": values("headers", self.headers), "url": url}
+        )
+
 
 class ServersFile(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -140,12 +158,14 @@ def read_servers(path: Path) -> dict[str, ServerEntry]:
     return {name: entry for name, entry in servers.items() if not entry.disabled}
 
 
-def tool_result(name: str, tool: str, result: CallToolResult) -> JsonValue:
-    """A tool call's value: its structured content when given, else its text; an error result raises."""
+def tool_result(name: str, tool: str, result: CallToolResult, redactor: Redactor | None = None) -> JsonValue:
+    """A tool call's value: its structured content when given, else its text; an error result raises
+    (its message with the values of the entry's variables written as `${VAR}`)."""
     texts = [item.text if isinstance(item, TextContent) else f"[{item.type} content]" for item in result.content]
     text = "\n".join(texts)
     if result.is_error:
         message = text.strip() or "the tool reported an error without a message"
+        message = message if redactor is None else redactor.redact(message)
         raise ToolError(f"{name}.{tool} failed: {_cut(message)}")
     if result.structured_content is not None:
         return result.structured_content  # type: ignore[return-value]
@@ -155,9 +175,10 @@ def tool_result(name: str, tool: str, result: CallToolResult) -> JsonValue:
 class _Session:
     """One server's client session on the owner loop: opened on demand, reopened after a crash."""
 
-    def __init__(self, name: str, entry: ServerEntry) -> None:
+    def __init__(self, name: str, entry: ServerEntry, redactor: Redactor) -> None:
         self.name = name
-        self.entry = entry
+        self.entry = entry  # as written: `${VAR}`s are read at each start
+        self.redactor = redactor
         self.client: Client | None = None
         self.error: str | None = None  # why the last start failed, or how the server ended
         self._lock: asyncio.Lock | None = None
@@ -176,9 +197,14 @@ class _Session:
             delay = self._retry_at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            try:
+                entry = self.entry.expanded(self.name, os.environ, self.redactor)
+            except ServerVariableError as exc:
+                await self._failed(str(exc))
+                raise ToolUnavailableError(self._unavailable()) from None
             ready: asyncio.Future[Client] = loop.create_future()
             stop = self._stop = asyncio.Event()
-            self._keeper = asyncio.create_task(self._keep(ready, stop), name=f"mcp-server-{self.name}")
+            self._keeper = asyncio.create_task(self._keep(entry, ready, stop), name=f"mcp-server-{self.name}")
             try:
                 async with asyncio.timeout(self.entry.startup_timeout_s):
                     client = await asyncio.shield(ready)
@@ -186,16 +212,16 @@ class _Session:
                 await self._failed(f"it did not answer within {self.entry.startup_timeout_s:g} s")
                 raise ToolUnavailableError(self._unavailable()) from None
             except Exception as exc:  # noqa: BLE001 - any start failure is reported, never raised raw
-                await self._failed(_describe(exc))
+                await self._failed(self.describe(exc))
                 raise ToolUnavailableError(self._unavailable()) from None
             self.error = None
             return client
 
-    async def _keep(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
+    async def _keep(self, entry: ServerEntry, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
         """Hold the session open (entered and left in this one task, as the SDK requires) until `stop`."""
         mine: Client | None = None
         try:
-            async with self._transport() as transport, Client(transport) as client:
+            async with self._transport(entry) as transport, Client(transport) as client:
                 self.client = mine = client
                 ready.set_result(client)
                 await stop.wait()
@@ -205,14 +231,13 @@ class _Session:
             if not ready.done():
                 ready.set_exception(exc)
             else:
-                logger.warning("MCP server %r: session ended: %s", self.name, _describe(exc))
+                logger.warning("MCP server %r: session ended: %s", self.name, self.describe(exc))
         finally:
             if self.client is mine:  # not a newer session's
                 self.client = None
 
     @asynccontextmanager
-    async def _transport(self) -> AsyncIterator[Any]:
-        entry = self.entry
+    async def _transport(self, entry: ServerEntry) -> AsyncIterator[Any]:
         if entry.url is not None:
             async with create_mcp_http_client(headers=entry.headers or None) as http:
                 yield streamable_http_client(entry.url, http_client=http)
@@ -224,7 +249,7 @@ class _Session:
             env={"PATH": os.environ.get("PATH", os.defpath), **entry.env},
             cwd=entry.cwd,
         )
-        with _StderrToLog(self.name) as errlog:
+        with _StderrToLog(self.name, self.redactor) as errlog:
             yield stdio_client(parameters, errlog=errlog)
 
     async def close(self) -> None:
@@ -262,6 +287,10 @@ class _Session:
     def succeeded(self) -> None:
         self._failures = 0
 
+    def describe(self, exc: BaseException) -> str:
+        """What went wrong, short, with the values of the entry's variables written as `${VAR}`."""
+        return _cut(self.redactor.redact(_describe(exc)))
+
     def _unavailable(self) -> str:
         return (
             f"MCP server {self.name!r} could not start: {self.error}. Check its entry in PLANNER_MCP_SERVERS "
@@ -272,8 +301,9 @@ class _Session:
 class _StderrToLog:
     """A pipe for a child's stderr whose lines a thread writes to our log (the child needs a real file)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, redactor: Redactor) -> None:
         self.name = name
+        self.redactor = redactor
         self._write: TextIO | None = None
 
     def __enter__(self) -> TextIO:
@@ -290,7 +320,7 @@ class _StderrToLog:
         with os.fdopen(read_fd, encoding="utf-8", errors="replace") as lines:
             for line in lines:
                 if line.strip():
-                    logger.info("[%s] %s", self.name, line.rstrip())
+                    logger.info("[%s] %s", self.name, self.redactor.redact(line.rstrip()))
 
 
 class McpServers:
@@ -298,7 +328,10 @@ class McpServers:
 
     def __init__(self, entries: Mapping[str, ServerEntry]) -> None:
         self.entries = dict(entries)
-        self._sessions = {name: _Session(name, entry) for name, entry in self.entries.items()}
+        self._redactor = Redactor()
+        for logger_name in _URL_LOGGERS:
+            logging.getLogger(logger_name).addFilter(self._redactor)
+        self._sessions = {name: _Session(name, entry, self._redactor) for name, entry in self.entries.items()}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mcp-servers", daemon=True)
         self._thread.start()
@@ -334,7 +367,7 @@ class McpServers:
         except ToolUnavailableError as exc:
             return str(exc)
         except (TimeoutError, MCPError, OSError) as exc:
-            await session.crashed(f"could not list its tools ({_describe(exc)})")
+            await session.crashed(f"could not list its tools ({session.describe(exc)})")
             return f"MCP server {name!r} could not list its tools: {session.error}"
         if session.entry.start == "lazy":
             await session.close()
@@ -357,7 +390,8 @@ class McpServers:
             raise ToolError(f"{name}.{tool} did not answer within {timeout:g} s (the entry's timeout_s)") from None
         except MCPError as exc:
             if exc.code != _CONNECTION_CLOSED:
-                raise ToolError(f"{name}.{tool} was refused by the server: {_cut(exc.message)}") from None
+                message = _cut(session.redactor.redact(exc.message))
+                raise ToolError(f"{name}.{tool} was refused by the server: {message}") from None
             await session.crashed("exited during a call", client)
             if retry_safe:  # read-only or idempotent: calling it again cannot do anything twice
                 raise TransientToolError(f"MCP server {name!r} exited during the call to {tool!r}") from None
@@ -366,7 +400,7 @@ class McpServers:
                 "The server restarts for the next call"
             ) from None
         session.succeeded()
-        return tool_result(name, tool, result)
+        return tool_result(name, tool, result, session.redactor)
 
     async def _alive(self, session: _Session, client: Client) -> Client:
         """`client`, or a new session if the server exited since its last call (a ping tells, in well
@@ -401,6 +435,8 @@ class McpServers:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+            for logger_name in _URL_LOGGERS:
+                logging.getLogger(logger_name).removeFilter(self._redactor)
 
 
 def server_agents(servers: McpServers) -> list[AgentSpec]:
@@ -485,8 +521,7 @@ def _describe(exc: BaseException) -> str:
         return "; ".join(_describe(inner) for inner in exc.exceptions)
     if isinstance(exc, FileNotFoundError):
         return f"the command was not found ({exc.filename or exc})"
-    text = str(exc) or type(exc).__name__
-    return _cut(text)
+    return str(exc) or type(exc).__name__
 
 
 def _cut(text: str) -> str:

@@ -40,7 +40,8 @@ Tool errors are a tree of their own (tools.errors.ToolError: tools import nothin
 step catches them and records a failed step with `StepError.kind`, so they never reach a face.
 Neither do these, each caught where it is raised: UnresolvedReferenceError (a `$N.field` the
 result lacks: the step fails with invalid_args), AgentFailedError (a ToolError: an agent gave up),
-ToolSchemaError (an MCP server's tool that cannot be described is left out).
+ToolSchemaError (an MCP server's tool that cannot be described is left out), ServerVariableError
+(a servers.json entry uses an unset `${VAR}`: that server is unavailable, agents.mcp_variables).
 The LLM errors are defined here because the step runner classifies them; agents.llm.errors
 re-exports them.
 """

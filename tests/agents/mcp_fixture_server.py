@@ -42,6 +42,12 @@ def env_names() -> list[str]:
 
 
 @server.tool(annotations=READ_ONLY)
+def env_value(name: str) -> str | None:
+    """The value of one of this process's environment variables."""
+    return os.environ.get(name)
+
+
+@server.tool(annotations=READ_ONLY)
 def pid() -> int:
     """This process's id."""
     return os.getpid()

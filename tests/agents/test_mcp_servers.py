@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,70 @@ async def test_the_child_sees_only_its_entry_environment_plus_path(
     assert {"FIXTURE_MODE", "PATH"} <= set(names["result"])
     # The login basics the MCP SDK always passes, and the locale Python itself may set; nothing else.
     assert set(names["result"]) <= {"FIXTURE_MODE", "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LC_CTYPE"}
+
+
+async def test_env_values_come_from_our_environment_and_a_missing_variable_fails_only_its_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FIXTURE_TEST_TOKEN", "tok-8f2c41")
+    monkeypatch.delenv("FIXTURE_NOT_SET", raising=False)
+    monkeypatch.delenv("FIXTURE_MODE", raising=False)
+    servers = {
+        "fixture": fixture_entry(env={"TOKEN": "Bearer ${FIXTURE_TEST_TOKEN}", "MODE": "${FIXTURE_MODE:-test}"}),
+        "needs": fixture_entry(env={"TOKEN": "${FIXTURE_NOT_SET}"}),
+    }
+    catalog = build_catalog(Settings(home=tmp_path, servers=servers_file(tmp_path, servers)))
+    try:
+        fixture = catalog.agent("fixture")
+        token = await fixture.tool("env_value").call({"name": "TOKEN"})
+        mode = await fixture.tool("env_value").call({"name": "MODE"})
+        with pytest.raises(ToolError) as failed:  # the server repeats the secret: we do not
+            await fixture.tool("fail").call({"message": "it was tok-8f2c41"})
+        needs = next(agent for agent in catalog.describe() if agent["name"] == "needs")
+    finally:
+        catalog.close()
+
+    assert (token, mode) == ({"result": "Bearer tok-8f2c41"}, {"result": "test"})
+    assert "it was ${FIXTURE_TEST_TOKEN}" in str(failed.value) and "tok-8f2c41" not in str(failed.value)
+    assert needs["tools"] == []
+    assert needs["unavailable"].startswith(
+        "MCP server 'needs' could not start: the entry 'needs' uses ${FIXTURE_NOT_SET} in env['TOKEN'], and "
+        "FIXTURE_NOT_SET is not set in planner-mcp's environment; set it where planner-mcp starts"
+    )
+
+
+def test_url_and_header_variables_reach_the_server_and_never_our_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    seen: list[tuple[str, str | None]] = []
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append((self.path, self.headers["Authorization"]))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FIXTURE_KEY", "k3y-5ecret")
+    monkeypatch.setenv("FIXTURE_TOKEN", "t0ken-5ecret")
+    url = f"http://127.0.0.1:{http.server_address[1]}/mcp?key=${{FIXTURE_KEY}}"
+    servers = {"remote": {"url": url, "headers": {"Authorization": "Bearer ${FIXTURE_TOKEN}"}}}
+    try:
+        catalog = build_catalog(Settings(home=tmp_path, servers=servers_file(tmp_path, servers)))
+        remote = next(agent for agent in catalog.describe() if agent["name"] == "remote")
+        catalog.close()
+    finally:
+        http.shutdown()
+
+    assert seen[0] == ("/mcp?key=k3y-5ecret", "Bearer t0ken-5ecret")
+    assert "/mcp?key=${FIXTURE_KEY}" in caplog.text  # the HTTP client's request line, written back
+    assert "5ecret" not in caplog.text and "5ecret" not in remote["unavailable"]
 
 
 def test_the_servers_stderr_goes_to_our_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
