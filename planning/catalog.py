@@ -241,6 +241,12 @@ class Catalog:
             close, self._close = self._close, None
             close()
 
+    @property
+    def has_person_only_tools(self) -> bool:
+        """Whether a tool is only a person's plan's to call (an MCP server's destructive tool): then
+        whatever runs a plan (execute_plan, resume_run, approve_run) may call it."""
+        return any(len(agent.llm_tools) < len(agent.tools) for agent in self.agents.values())
+
     def agent(self, name: str) -> AgentSpec:
         try:
             return self.agents[name]

@@ -36,6 +36,7 @@ from mcp.types import (
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field, ValidationError
 
+from planning.catalog import Catalog
 from planning.mermaid import flowchart
 from planning.records import RunRecord, RunStatus, StepStatus
 from planning.store import RunNotFoundError, StoreError
@@ -234,13 +235,16 @@ async def answered(state: ServerState, ctx: Context[ServerState, Any]) -> CallTo
     return await settle(state, ctx, view, synthesize=answer.synthesize, problems=problems)
 
 
-def add_approval_tools(server: MCPServer[ServerState]) -> None:
+def add_approval_tools(server: MCPServer[ServerState], catalog: Catalog) -> None:
+    """approve_run, marked destructive as execute_plan is (`Catalog.has_person_only_tools`): the plan
+    it runs, as shown or edited, may call tools only a person's plan may."""
+
     @register_tool(
         server,
         annotations=ToolAnnotations(
             title="Approve a run's plan",
             read_only_hint=False,
-            destructive_hint=False,
+            destructive_hint=catalog.has_person_only_tools,
             idempotent_hint=False,
             open_world_hint=True,
         ),

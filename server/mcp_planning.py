@@ -72,7 +72,7 @@ async def _heartbeat(ctx: Context[ServerState, Any], what: str) -> None:
 def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None:
     """plan and execute_plan; execute_plan is marked destructive when the catalog has tools only a
     person's plan may call (an MCP server's destructive tools): a plan written by hand can call them."""
-    destructive = any(not tool.planner_may_call for agent in catalog.agents.values() for tool in agent.tools)
+    destructive = catalog.has_person_only_tools
 
     @register_tool(
         server,

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from agents.llm import Usage
 from agents.llm.errors import HOW_TO_CONFIGURE
+from planning.catalog import Catalog
 from planning.cluster import PLAN_TASK, FlytePhase
 from planning.plan import Plan
 from planning.records import Approval, RunRecord, RunStatus
@@ -125,7 +126,10 @@ async def run_recorded(
     return await run_and_wait(state, record.id, ctx, synthesize=synthesize)
 
 
-def add_run_tools(server: MCPServer[ServerState]) -> None:
+def add_run_tools(server: MCPServer[ServerState], catalog: Catalog) -> None:
+    """list_runs, get_run, resume_run and cancel_run; resume_run is marked destructive as execute_plan
+    is (`Catalog.has_person_only_tools`): it runs again the steps of a plan that may call such tools."""
+
     @register_tool(
         server,
         annotations=ToolAnnotations(
@@ -191,7 +195,7 @@ def add_run_tools(server: MCPServer[ServerState]) -> None:
         annotations=ToolAnnotations(
             title="Resume a run",
             read_only_hint=False,
-            destructive_hint=False,
+            destructive_hint=catalog.has_person_only_tools,
             idempotent_hint=True,
             open_world_hint=True,
         ),

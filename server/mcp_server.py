@@ -206,8 +206,8 @@ def build_server(
     )
     add_planning_tools(server, catalog)
     add_agent_tools(server, catalog)
-    add_run_tools(server)
-    add_approval_tools(server)
+    add_run_tools(server, catalog)
+    add_approval_tools(server, catalog)
     add_resources(server, slot)
     add_prompts(server)
     return server

@@ -618,9 +618,10 @@ async def test_each_server_agent_gets_its_mcp_tool_and_is_listed_with_its_state(
     assert "Test fixture." in (fixture_tool.description or "")
     # It can call tools only a person's plan may (crash, delete_everything): hosts should ask first.
     assert fixture_tool.annotations is not None and fixture_tool.annotations.destructive_hint is True
-    # So can a plan written by hand: hosts should ask before execute_plan too.
-    execute = tools["execute_plan"].annotations
-    assert execute is not None and execute.destructive_hint is True
+    # So can a plan written by hand: hosts should ask before execute_plan too, and before the tools
+    # that run such a plan again (resume_run) or as a person approved or edited it (approve_run).
+    runners = {name: tools[name].annotations for name in ("execute_plan", "resume_run", "approve_run")}
+    assert {name: hints and hints.destructive_hint for name, hints in runners.items()} == dict.fromkeys(runners, True)
     assert "could not start" in (tools["broken_agent"].description or "")
     assert listed is not None
     agents = {agent["name"]: agent for agent in listed["agents"]}
