@@ -15,7 +15,9 @@ server's loop or a CLI's. So every session lives on one loop of its own, in a th
 `McpServers`, and calls from any loop are handed to it (`asyncio.run_coroutine_threadsafe`);
 cancelling a call's caller cancels the call there. A session is opened at startup (or, with
 `"start": "lazy"`, after the tools were listed, on the first call), shared by concurrent calls,
-reopened after the server crashed (with backoff) and closed by `McpServers.close()`. Before a call
+reopened after the server crashed (with backoff) and closed by `McpServers.close()`. A server that
+could not start or list its tools is an unavailable agent that the next step needing it revives
+(`AgentSpec.revive`: start it and list its tools again, after the same backoff). Before a call
 to a stdio server a ping checks that it still lives, so a server that died while idle is restarted
 before the call is sent rather than failing it.
 
@@ -32,7 +34,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal, TextIO, TypeVar
@@ -186,6 +188,11 @@ class _Session:
         self._keeper: asyncio.Task[None] | None = None
         self._failures = 0
         self._retry_at = 0.0
+        self.reviving: asyncio.Future[list[Tool] | str] | None = None  # the one listing after a failed start
+
+    def due(self) -> bool:
+        """Whether a start may be tried now (the back-off after a failure has passed)."""
+        return asyncio.get_running_loop().time() >= self._retry_at
 
     async def open(self) -> Client:
         """The live session, starting the server when there is none (after the backoff of a failure)."""
@@ -373,6 +380,19 @@ class McpServers:
             await session.close()
         return tools
 
+    async def relist(self, name: str) -> list[Tool] | str | None:
+        """For a server whose tools could not be listed: start it and list them again, from any event
+        loop (one try for all callers at once); None while its back-off after the last failure lasts."""
+        return await self._submit(self._relist(name))
+
+    async def _relist(self, name: str) -> list[Tool] | str | None:
+        session = self._sessions[name]
+        if session.reviving is None or session.reviving.done():
+            if not session.due():
+                return None
+            session.reviving = asyncio.ensure_future(self._list(name))
+        return await asyncio.shield(session.reviving)  # a cancelled caller leaves the try to the others
+
     async def call(self, name: str, tool: str, arguments: dict[str, JsonValue], *, retry_safe: bool) -> JsonValue:
         """Call a tool from any event loop (cancelling the caller cancels the call)."""
         return await self._submit(self._call(name, tool, arguments, retry_safe=retry_safe))
@@ -446,28 +466,45 @@ def server_agents(servers: McpServers) -> list[AgentSpec]:
     the planner leaves it out, list_agents shows it, and its steps fail with that reason.
     """
     listed = servers.list_tools()
-    agents = []
-    for name, entry in servers.entries.items():
-        tools = listed[name]
-        description = entry.description or f"The tools of the MCP server {name!r}."
-        if isinstance(tools, str):
-            logger.warning("%s", tools)
-            agents.append(_agent(name, entry, description, (), unavailable=tools))
+    return [_server_agent(servers, name, entry, listed[name]) for name, entry in servers.entries.items()]
+
+
+def _server_agent(servers: McpServers, name: str, entry: ServerEntry, tools: list[Tool] | str) -> AgentSpec:
+    """The agent of a server whose tools are `tools`, or which is unavailable for the reason `tools`:
+    then the next step that needs it starts the server again (after the back-off of the failure)."""
+    description = entry.description or f"The tools of the MCP server {name!r}."
+    if isinstance(tools, str):
+        logger.warning("%s", tools)
+
+        async def revive() -> AgentSpec | None:
+            listed = await servers.relist(name)
+            if listed is None:
+                return None
+            agent = _server_agent(servers, name, entry, listed)
+            if agent.unavailable is None:
+                logger.warning("MCP server %r started and listed its tools: its agent is available", name)
+            return agent
+
+        return _agent(name, entry, description, (), unavailable=tools, revive=revive)
+    specs = []
+    for tool in tools:
+        if entry.allowed_tools is not None and tool.name not in entry.allowed_tools:
             continue
-        specs = []
-        for tool in tools:
-            if entry.allowed_tools is not None and tool.name not in entry.allowed_tools:
-                continue
-            try:
-                specs.append(_tool_spec(servers, name, entry, tool))
-            except ToolSchemaError as exc:
-                logger.warning("MCP server %r: tool left out: %s", name, exc)
-        agents.append(_agent(name, entry, description, tuple(specs)))
-    return agents
+        try:
+            specs.append(_tool_spec(servers, name, entry, tool))
+        except ToolSchemaError as exc:
+            logger.warning("MCP server %r: tool left out: %s", name, exc)
+    return _agent(name, entry, description, tuple(specs))
 
 
 def _agent(
-    name: str, entry: ServerEntry, description: str, tools: tuple[ToolSpec, ...], *, unavailable: str | None = None
+    name: str,
+    entry: ServerEntry,
+    description: str,
+    tools: tuple[ToolSpec, ...],
+    *,
+    unavailable: str | None = None,
+    revive: Callable[[], Awaitable[AgentSpec | None]] | None = None,
 ) -> AgentSpec:
     return AgentSpec(
         name=name,
@@ -479,6 +516,7 @@ def _agent(
         # The step's own limit: a few calls of the entry's per-call limit.
         timeout_s=entry.timeout_s * 3 + entry.startup_timeout_s,
         unavailable=unavailable,
+        revive=revive,
         local_only=(
             f"the MCP server {name!r} runs as a local process (stdio); a Flyte cluster's task pods cannot start it. "
             'Run the plan locally, or serve it over streamable HTTP where the pods can reach it ("url")'

@@ -196,6 +196,10 @@ class AgentSpec:
     finish: Callable[[JsonValue], JsonValue] | None = None
     # Why the agent cannot run at all now (an MCP server that failed to start); its steps fail with it.
     unavailable: str | None = None
+    # For an unavailable agent: try again to reach what it needs (start the server, list its tools).
+    # Returns the agent as it is now (available, or unavailable with the latest reason), or None when
+    # it is too soon to try again (a back-off, so a broken server is not restarted for every step).
+    revive: Callable[[], Awaitable[AgentSpec | None]] | None = field(default=None, compare=False, repr=False)
     # Why its steps cannot run on a Flyte cluster (a server that is a local process); None: they can.
     local_only: str | None = None
     tool_by_name: Mapping[str, ToolSpec] = field(init=False, repr=False, compare=False)  # derived from tools
@@ -252,6 +256,19 @@ class Catalog:
             return self.agents[name]
         except KeyError:
             raise CatalogError(f"unknown agent {name!r}; the agents are: {', '.join(sorted(self.agents))}") from None
+
+    async def revived(self, name: str) -> AgentSpec:
+        """The agent `name`; when it is unavailable, tried again first (see `AgentSpec.revive`), and
+        the catalog keeps what came of it (its tools, once the server is back, for plans and prompts)."""
+        agent = self.agent(name)
+        if agent.unavailable is None or agent.revive is None:
+            return agent
+        now = await agent.revive()
+        if now is None:
+            return agent
+        if self.agents.get(name) is agent:  # not replaced meanwhile by a concurrent revival
+            self.agents[name] = now
+        return self.agents[name]
 
     def describe(self) -> list[dict[str, Any]]:
         """Every agent with its description and its tools' JSON schemas (for clients and prompts)."""

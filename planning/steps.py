@@ -65,7 +65,7 @@ class StepRunner:
 
     async def __call__(self, step: Step, inputs: dict[int, JsonValue]) -> StepOutcome:
         try:
-            agent = self.catalog.agent(step.agent)
+            agent = await self.catalog.revived(step.agent)  # a server that failed to start: tried again
         except CatalogError as exc:  # a stored plan whose agent has since left the catalog
             return _failed("invalid_args", str(exc), 0)
         if agent.unavailable:  # e.g. an MCP server that failed to start: its steps fail with why

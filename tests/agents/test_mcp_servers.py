@@ -22,14 +22,17 @@ import pytest
 from mcp import Client
 from pydantic import BaseModel
 
+from agents import mcp_servers
 from agents.catalog import build_catalog
 from agents.llm import Message, ScriptedLLM
 from agents.mcp_servers import ServersConfigError, read_servers
 from agents.planner import system_prompt
 from planning.catalog import Catalog
+from planning.plan import Step
 from planning.records import RunRecord, RunStatus, StepStatus
 from planning.remote import RemoteError
 from planning.settings import Settings
+from planning.steps import StepRunner
 from planning.validate import PlanValidationError
 from server import cli
 from server.app import App
@@ -349,6 +352,60 @@ async def test_a_server_that_cannot_start_is_reported_and_fails_only_its_steps(t
     assert "MCP server 'broken' could not start" in failed.error.message
     assert (echoed.status, echoed.result) == (StepStatus.SUCCEEDED, {"result": "fine"})
     assert llm.calls == []  # the planner's LLM is never asked about an agent that cannot run
+
+
+def _flaky_server(tmp_path: Path) -> Path:
+    """A server command that counts its starts in `starts` and fails until the file `fixed` exists."""
+    script = tmp_path / "flaky-server"
+    script.write_text(
+        f'#!/bin/sh\necho start >> "{tmp_path}/starts"\n'
+        f'[ -e "{tmp_path}/fixed" ] && exec "{sys.executable}" "{FIXTURE}"\nexit 1\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def _starts(tmp_path: Path) -> int:
+    return len((tmp_path / "starts").read_text().splitlines())
+
+
+async def test_a_server_that_failed_to_start_is_started_again_by_the_next_step_that_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mcp_servers, "_BACKOFF_START_S", 0.0)  # no back-off: the next step may try at once
+    file = servers_file(tmp_path, {"flaky": {"command": str(_flaky_server(tmp_path))}})
+    catalog = build_catalog(Settings(home=tmp_path, servers=file))
+    try:
+        assert (catalog.agent("flaky").tool_by_name, _starts(tmp_path)) == ({}, 1)
+        (tmp_path / "fixed").touch()  # the operator fixes it
+        outcome = await StepRunner(catalog)(Step(id=1, agent="flaky", tool="echo", args={"text": "back"}), {})
+        flaky = catalog.agent("flaky")
+    finally:
+        catalog.close()
+
+    assert (outcome.status, outcome.result) == (StepStatus.SUCCEEDED, {"result": "back"})
+    # The catalog keeps the server's tools: plans validate against them and the planner sees them.
+    assert flaky.unavailable is None and {"echo", "pid"} <= set(flaky.tool_by_name)
+
+
+async def test_a_broken_server_is_tried_again_only_after_its_back_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mcp_servers, "_BACKOFF_START_S", 0.0)
+    file = servers_file(tmp_path, {"flaky": {"command": str(_flaky_server(tmp_path))}})
+    catalog = build_catalog(Settings(home=tmp_path, servers=file))
+    monkeypatch.setattr(mcp_servers, "_BACKOFF_START_S", 3600.0)  # from the next failure on
+    steps = StepRunner(catalog)
+    try:
+        first = await steps(Step(id=1, agent="flaky", task="echo something"), {})  # tries: fails again
+        second = await steps(Step(id=2, agent="flaky", task="echo something"), {})  # within the back-off
+    finally:
+        catalog.close()
+
+    assert _starts(tmp_path) == 2  # at start, then for the first step only
+    for outcome in (first, second):
+        assert outcome.status is StepStatus.FAILED and outcome.error is not None
+        assert outcome.error.message.startswith("MCP server 'flaky' could not start")
 
 
 def _time_agent_reply(messages: Any, output: type[BaseModel], role: str) -> dict[str, Any]:
