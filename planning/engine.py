@@ -50,11 +50,14 @@ Synthesize = Callable[[RunRecord], Awaitable[RunAnswer]]
 @dataclass(frozen=True)
 class RunParts:
     """What executing a run needs besides the plan: how to run a step, how to write the answer,
-    and how many steps may run at once. Built by the composition root (agents.runtime)."""
+    how many steps may run at once, and who revises a plan whose steps failed (None: nobody) within
+    how many revisions. Built by the composition root (agents.runtime)."""
 
     steps: StepRunner
     synthesize: Synthesize
     max_concurrency: int
+    replan: Replanner | None = None
+    max_replans: int = 0  # for a run of a request that sets none itself
 
 
 @dataclass

@@ -104,8 +104,6 @@ class LocalEngine:
         *,
         home: Path,
         flyte_persistence: bool = False,
-        replan: Replanner | None = None,
-        max_replans: int = 1,
     ) -> LocalEngine:
         return cls(
             store,
@@ -114,8 +112,8 @@ class LocalEngine:
             home=home,
             max_concurrency=parts.max_concurrency,
             flyte_persistence=flyte_persistence,
-            replan=replan,
-            max_replans=max_replans,
+            replan=parts.replan,
+            max_replans=parts.max_replans,
         )
 
     async def run(self, run_id: str, on_event: OnEvent | None = None, *, synthesize: bool = True) -> RunRecord:

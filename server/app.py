@@ -17,7 +17,6 @@ import anyio
 
 from agents.llm import LLM, LLMError, LLMNotConfiguredError, Usage
 from agents.planner import Planner, PlanningError, PlanResult
-from agents.replanner import Replanner
 from planning.approval import approval_reason
 from planning.catalog import Catalog, load_catalog
 from planning.cluster import PLAN_TASK, FlytePhase, FlyteRunSummary, RemoteError
@@ -77,11 +76,10 @@ class App:
 
         return LocalEngine.from_parts(
             self.store,
-            build_parts(self.settings, self.llm, self.catalog),  # the composition root (agents.runtime)
+            # The composition root (agents.runtime); the planner, built once, also revises failed runs.
+            build_parts(self.settings, self.llm, self.catalog, planner=self.planner),
             home=self.settings.home,
             flyte_persistence=self.settings.flyte_local_persistence,
-            replan=Replanner(self.planner) if self.planner is not None else None,
-            max_replans=self.settings.max_replans,
         )
 
     def engine_for(self, engine: str) -> Engine:
