@@ -20,6 +20,7 @@ from planning.errors import UserFixableError
 from planning.tool_schema import PARAMETER_NAME, args_model_from_schema, given_arguments
 from tools.arguments import format_errors as format_errors  # re-exported
 from tools.arguments import format_validation_error as format_validation_error  # re-exported
+from tools.arguments import unchecked
 
 if TYPE_CHECKING:
     from planning.settings import Settings
@@ -99,7 +100,7 @@ class ToolSpec:
         return cls(
             name=name,
             description=inspect.getdoc(function) or "",
-            function=function,
+            function=unchecked(function),  # `call` validates with args_model: once
             args_model=args_model,
             destructive=destructive,
         )

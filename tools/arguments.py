@@ -2,16 +2,18 @@
 
 `args_model(function)` builds the pydantic model of a tool's arguments from its annotations
 (`Annotated[..., Field(...)]` carries the limits). The catalog validates plan and agent arguments
-with that model; `checked` makes a direct Python call go through the same model, so every way of
-calling a tool is held to the same limits and no tool body repeats them by hand. A refused call
-raises `ToolArgumentsError` (a `ToolError`), one line per problem:
-`max_results: Input should be less than or equal to 20 (got 21)`.
+with a model built from the same signature; `checked` makes a direct Python call go through the
+model, so every way of calling a tool is held to the same limits and no tool body repeats them by
+hand. A refused call raises `ToolArgumentsError` (a `ToolError`), one line per problem:
+`max_results: Input should be less than or equal to 20 (got 21)`. The catalog, which validated the
+arguments already, calls `unchecked(tool)`: each call is validated once.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -22,6 +24,7 @@ from pydantic_core import ErrorDetails
 from tools.errors import ToolArgumentsError
 
 F = TypeVar("F", bound=Callable[..., Any])
+_UNCHECKED = "__unchecked__"  # on a `checked` wrapper: the function it validates the calls of
 
 
 def _refuse_bool(value: object) -> object:
@@ -126,4 +129,15 @@ def checked(function: F) -> F:
             return function(*instance, **values)
 
         wrapper = call
+    setattr(wrapper, _UNCHECKED, function)
     return typing.cast("F", wrapper)
+
+
+def unchecked(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The function a `checked` tool validates the calls of (a bound method: bound to the same
+    object), for a caller whose arguments went through the same signature's model already; any
+    other function as it is."""
+    if isinstance(function, types.MethodType):
+        inner = getattr(function.__func__, _UNCHECKED, None)
+        return function if inner is None else types.MethodType(inner, function.__self__)
+    return getattr(function, _UNCHECKED, function)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from planning.catalog import AgentSpec, Catalog, CatalogError, ToolSpec, format_validation_error
 from tests.planning.conftest import Tally, add, concat
+from tools.arguments import checked
+from tools.errors import ToolArgumentsError
 
 
 def shorten(text: Annotated[str, Field(description="The text to shorten.")], limit: int = 10) -> str:
@@ -239,3 +241,35 @@ def test_a_parameter_name_a_model_cannot_write_is_refused_at_build() -> None:
 
     with pytest.raises(TypeError, match=r"tool 'measure': parameter 'größe' cannot be written by a model"):
         ToolSpec.from_function(measure)
+
+
+_validated: list[int] = []
+Counted = Annotated[int, AfterValidator(lambda n: _validated.append(n) or n), Field(ge=0)]
+
+
+@checked
+def double(n: Counted) -> int:
+    """Twice n."""
+    return 2 * n
+
+
+class Doubler:
+    @checked
+    async def double(self, n: Counted) -> int:
+        """Twice n."""
+        return 2 * n
+
+
+@pytest.mark.anyio
+async def test_a_checked_tool_called_through_the_catalog_is_validated_once_and_directly_still_is() -> None:
+    _validated.clear()
+    function, method = ToolSpec.from_function(double), ToolSpec.from_function(Doubler().double)
+
+    assert (await function.call({"n": "21"}), await method.call({"n": 5})) == (42, 10)
+    assert _validated == [21, 5]  # once each: the catalog's model, not `checked` again
+    assert (double("4"), await Doubler().double(n=3)) == (8, 6)  # pyright: ignore[reportArgumentType]
+    assert _validated == [21, 5, 4, 3]
+    with pytest.raises(ToolArgumentsError, match="n: Input should be greater than or equal to 0"):
+        double(-1)
+    with pytest.raises(ValidationError):
+        await function.call({"n": -1})
