@@ -8,115 +8,48 @@ Flyte's task loop both write); several processes may open the same file.
 Faults of the file or its disk (full, read-only, not a database, damaged, owned by another user, a
 data directory that cannot exist) become StoreUnavailableError: one line naming the path, the
 cause and the fix. A failed write changes nothing (its transaction is rolled back).
+
+This module holds the connection, its transactions and the writes; the rest is in modules of its own,
+re-exported here: store_faults.py (the errors, and faults of the file as one line with the fix),
+store_schema.py (the tables: append-only migrations), store_reads.py (a run, pages of runs, rows
+into records).
 """
 
 from __future__ import annotations
 
-import base64
-import errno
 import json
-import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from planning.errors import UserFixableError
 from planning.plan import Plan
 from planning.records import (
     AnswerSource,
     Approval,
-    PlanVersion,
     RunRecord,
     RunStatus,
     RunSummary,
-    StepError,
     StepOutcome,
-    StepRecord,
     StepStatus,
     Usage,
     VersionKind,
 )
-
-
-class StoreError(UserFixableError):
-    """Base of the run store's errors."""
-
-
-class StoreUnavailableError(StoreError):
-    """The store cannot be opened, read or written; the message names the path, the cause and the fix.
-
-    `disk_full` tells a run that hit it to stop and record why (once space is free, resume it)."""
-
-    def __init__(self, message: str, *, disk_full: bool = False) -> None:
-        super().__init__(message)
-        self.disk_full = disk_full
-
-
-_MOVE_HOME = "or set PLANNER_MCP_HOME to another directory"
-# SQLite's primary result codes (the low byte of an extended code).
-_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
-_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 10, 11, 13, 14, 26
-
-
-def store_fault(path: Path, exc: sqlite3.Error | OSError) -> StoreUnavailableError:
-    """A SQLite or filesystem error on the store at `path` as one line: path, cause and fix."""
-    where = str(path)
-    if isinstance(exc, OSError):
-        cause = exc.strerror or str(exc)
-        if exc.errno == errno.ENOSPC:
-            return StoreUnavailableError(
-                f"{where}: no space left on the device ({cause}); free space there {_MOVE_HOME}", disk_full=True
-            )
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            return StoreUnavailableError(f"{where}: cannot write there ({cause}); make it writable {_MOVE_HOME}")
-        if exc.errno in (errno.ENOTDIR, errno.EEXIST):
-            return StoreUnavailableError(
-                f"{where}: a file is in the way of the data directory ({cause}: {exc.filename}); "
-                f"move that file away {_MOVE_HOME}"
-            )
-        if exc.errno == errno.ENOENT:
-            return StoreUnavailableError(
-                f"{where}: the data directory cannot be created there ({cause}); {_MOVE_HOME[3:]}"
-            )
-        return StoreUnavailableError(f"{where}: {cause}; check the disk and its permissions {_MOVE_HOME}")
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    cause = str(exc)
-    if code == _SQLITE_FULL or "disk is full" in cause:
-        return StoreUnavailableError(
-            f"{where}: the disk is full ({cause}); free space on it (then resume unfinished runs) {_MOVE_HOME}",
-            disk_full=True,
-        )
-    if code == _SQLITE_IOERR:
-        return StoreUnavailableError(
-            f"{where}: the disk failed a read or write ({cause}: full, read-only, a file size limit or failing "
-            f"hardware); fix the disk (then resume unfinished runs) {_MOVE_HOME}",
-            disk_full=True,
-        )
-    if code == _SQLITE_READONLY:
-        return StoreUnavailableError(
-            f"{where}: the store is read-only ({cause}); make the file and its directory writable {_MOVE_HOME}"
-        )
-    if code == _SQLITE_NOTADB:
-        return StoreUnavailableError(f"{where}: not a planner-mcp run store ({cause}); move the file away {_MOVE_HOME}")
-    if code == _SQLITE_CORRUPT:
-        return StoreUnavailableError(
-            f"{where}: the store is damaged ({cause}); move it away (or restore a copy) {_MOVE_HOME}"
-        )
-    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        return StoreUnavailableError(f"{where}: locked by another program ({cause}); close it, or wait and retry")
-    if code in (_SQLITE_CANTOPEN, _SQLITE_PERM):
-        return StoreUnavailableError(
-            f"{where}: cannot open the store ({cause}); check that its directory exists and is writable {_MOVE_HOME}"
-        )
-    return StoreUnavailableError(f"{where}: the store failed ({cause}); check the file and its disk {_MOVE_HOME}")
+from planning.store_faults import BadCursorError as BadCursorError  # re-exported
+from planning.store_faults import RunNotFoundError as RunNotFoundError  # re-exported
+from planning.store_faults import StoreError as StoreError  # re-exported
+from planning.store_faults import StoreUnavailableError as StoreUnavailableError  # re-exported
+from planning.store_faults import check_owner
+from planning.store_faults import store_fault as store_fault  # re-exported
+from planning.store_reads import bind_key, list_runs, read_run
+from planning.store_schema import MIGRATIONS as MIGRATIONS  # re-exported
+from planning.store_schema import migrate
 
 
 class FlyteRunRef(BaseModel):
@@ -124,91 +57,6 @@ class FlyteRunRef(BaseModel):
 
     name: str
     url: str
-
-
-class RunNotFoundError(StoreError, LookupError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r:.80}; call list_runs (or `planner-mcp runs`) for the ids")
-
-
-class BadCursorError(StoreError, ValueError):
-    def __init__(self, cursor: str) -> None:
-        super().__init__(f"cursor {cursor!r:.60} is not one this store handed out; pass next_cursor from the last page")
-
-
-# Append-only: each entry upgrades the schema by one version (PRAGMA user_version).
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE runs (
-        id TEXT PRIMARY KEY,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        request TEXT,
-        plan TEXT NOT NULL,
-        status TEXT NOT NULL,
-        answer TEXT,
-        error TEXT,
-        engine TEXT NOT NULL
-    );
-    CREATE INDEX runs_by_time ON runs (created_at DESC, id DESC);
-    CREATE TABLE steps (
-        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        step_id INTEGER NOT NULL,
-        agent TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        result TEXT,
-        summary TEXT,
-        error TEXT,
-        started_at REAL,
-        finished_at REAL,
-        PRIMARY KEY (run_id, step_id)
-    );
-    """,
-    """
-    ALTER TABLE steps ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE steps ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE steps ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE steps ADD COLUMN llm_latency_s REAL NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN llm_latency_s REAL NOT NULL DEFAULT 0;
-    """,
-    """
-    ALTER TABLE runs ADD COLUMN owner TEXT;
-    ALTER TABLE runs ADD COLUMN idempotency_key TEXT;
-    CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
-    CREATE INDEX runs_by_status ON runs (status, created_at DESC);
-    """,
-    """
-    ALTER TABLE runs ADD COLUMN flyte_run_name TEXT;
-    ALTER TABLE runs ADD COLUMN flyte_url TEXT;
-    """,
-    """
-    ALTER TABLE steps ADD COLUMN details TEXT;
-    """,
-    """
-    ALTER TABLE runs ADD COLUMN answer_source TEXT;
-    """,
-    """
-    ALTER TABLE runs ADD COLUMN max_replans INTEGER;
-    ALTER TABLE runs ADD COLUMN approval TEXT;
-    ALTER TABLE runs ADD COLUMN approved_version INTEGER;
-    ALTER TABLE runs ADD COLUMN awaiting TEXT;
-    CREATE TABLE plan_versions (
-        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-        version INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        plan TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        replaced TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (run_id, version)
-    );
-    """,
-)
 
 
 def new_run_id() -> str:
@@ -224,7 +72,7 @@ class RunStore:
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _check_owner(path)
+            check_owner(path)
             # Autocommit mode; multi-statement changes use explicit BEGIN IMMEDIATE.
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         except (OSError, sqlite3.Error) as exc:
@@ -289,16 +137,7 @@ class RunStore:
 
     def _migrate(self) -> None:
         with self._transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.path} has schema version {version}, newer than this planner-mcp "
-                    f"({len(MIGRATIONS)}); upgrade planner-mcp or point PLANNER_MCP_HOME elsewhere"
-                )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number}")
+            migrate(db, self.path)
 
     @property
     def schema_version(self) -> int:
@@ -331,7 +170,7 @@ class RunStore:
             if idempotency_key is not None:
                 row = db.execute("SELECT id FROM runs WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
                 if row:
-                    return self._read_run(db, row["id"])
+                    return read_run(db, row["id"])
             run_id = new_run_id()
             db.execute(
                 "INSERT INTO runs (id, created_at, request, plan, status, engine, owner, idempotency_key,"
@@ -358,7 +197,7 @@ class RunStore:
                 "INSERT INTO steps (run_id, step_id, agent, status) VALUES (?, ?, ?, ?)",
                 [(run_id, s.id, s.agent, StepStatus.PENDING) for s in plan.steps],
             )
-            return self._read_run(db, run_id)
+            return read_run(db, run_id)
 
     def revise_plan(
         self, run_id: str, plan: Plan, *, kind: VersionKind, reason: str, usage: Usage | None = None
@@ -369,7 +208,7 @@ class RunStore:
         in the new one becomes `replaced` when it has an outcome (failed, skipped: it stays to read)
         and is dropped while pending; new steps are pending. The run's status is left as it is."""
         with self._transaction() as db:
-            record = self._read_run(db, run_id)
+            record = read_run(db, run_id)
             old = {step.id: step for step in record.plan.steps}
             new = {step.id: step for step in plan.steps}
             rows = {step.id: step for step in record.steps}
@@ -433,7 +272,7 @@ class RunStore:
             )
             if usage is not None:
                 self._add_usage(db, run_id, usage)
-            return self._read_run(db, run_id)
+            return read_run(db, run_id)
 
     # -- approval ---------------------------------------------------------------------------------
 
@@ -444,13 +283,13 @@ class RunStore:
                 "UPDATE runs SET status = ?, awaiting = ?, owner = NULL, error = NULL, finished_at = NULL WHERE id = ?",
                 (RunStatus.AWAITING_APPROVAL, why, run_id),
             )
-            return self._read_run(db, run_id)
+            return read_run(db, run_id)
 
     def approve(self, run_id: str, version: int) -> bool:
         """A person approved plan `version`: the run is pending again. False when the run is not
         awaiting approval of that version (another caller decided first, or the plan changed)."""
         with self._transaction() as db:
-            record = self._read_run(db, run_id)
+            record = read_run(db, run_id)
             if record.status is not RunStatus.AWAITING_APPROVAL or record.version != version:
                 return False
             db.execute(
@@ -463,7 +302,7 @@ class RunStore:
         """A person rejected the plan: the run ends `cancelled`, saying so. False when the run is not
         awaiting approval."""
         with self._transaction() as db:
-            record = self._read_run(db, run_id)
+            record = read_run(db, run_id)
             if record.status is not RunStatus.AWAITING_APPROVAL:
                 return False
             db.execute(
@@ -495,7 +334,7 @@ class RunStore:
                 [(run_id, s.id, s.agent, StepStatus.PENDING) for s in plan.steps],
             )
             self._add_usage(db, run_id, usage)
-            return self._read_run(db, run_id)
+            return read_run(db, run_id)
 
     def start_run(self, run_id: str, owner: str) -> None:
         self._update_run(run_id, status=RunStatus.RUNNING, owner=owner, started_at=time.time(), finished_at=None)
@@ -539,7 +378,7 @@ class RunStore:
         (atomic across processes: the check and the write are one IMMEDIATE transaction). A request
         recorded by `owner` itself, still to be planned, is `owner`'s to plan."""
         with self._transaction() as db:
-            row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (_text(run_id),)).fetchone()
+            row = db.execute("SELECT owner, status FROM runs WHERE id = ?", (bind_key(run_id),)).fetchone()
             if row is None:
                 raise RunNotFoundError(run_id)
             held = row["status"] == RunStatus.RUNNING or (row["status"] == RunStatus.PLANNING and row["owner"] != owner)
@@ -675,141 +514,16 @@ class RunStore:
     # -- reading ----------------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._reading():
-            return self._read_run(self._db, run_id)
-
-    @staticmethod
-    def _read_run(db: sqlite3.Connection, run_id: str) -> RunRecord:
-        row = db.execute("SELECT * FROM runs WHERE id = ?", (_text(run_id),)).fetchone()
-        if row is None:
-            raise RunNotFoundError(run_id)
-        steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY step_id", (run_id,)).fetchall()
-        versions = db.execute("SELECT * FROM plan_versions WHERE run_id = ? ORDER BY version", (run_id,)).fetchall()
-        return RunRecord(
-            **_summary_fields(row, len(steps)),
-            plan=Plan.model_validate_json(row["plan"]),
-            versions=_plan_versions(versions),
-            max_replans=row["max_replans"],
-            approval=row["approval"],
-            approved_version=row["approved_version"],
-            awaiting=row["awaiting"],
-            answer=row["answer"],
-            answer_source=row["answer_source"],
-            error=row["error"],
-            started_at=_time(row["started_at"]),
-            usage=_usage(row),
-            steps=[_step_record(s) for s in steps],
-        )
+        with self._reading() as db:
+            return read_run(db, run_id)
 
     def list_runs(
         self, *, limit: int = 20, status: RunStatus | None = None, cursor: str | None = None
     ) -> tuple[list[RunSummary], str | None]:
         """Newest first; pass the returned cursor to get the next page (None when there is none)."""
-        where, params = [], []
-        if status is not None:
-            where.append("status = ?")
-            params.append(str(status))
-        if cursor is not None:
-            created_at, run_id = _decode_cursor(cursor)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            params += [created_at, created_at, run_id]
-        sql = (
-            "SELECT runs.*, (SELECT COUNT(*) FROM steps WHERE steps.run_id = runs.id) AS step_count FROM runs"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY created_at DESC, id DESC LIMIT ?"
-        )
-        with self._reading():
-            rows = self._db.execute(sql, (*params, limit + 1)).fetchall()
-        page = [RunSummary(**_summary_fields(r, r["step_count"])) for r in rows[:limit]]
-        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-        return page, next_cursor
+        with self._reading() as db:
+            return list_runs(db, limit=limit, status=status, cursor=cursor)
 
     def integrity_check(self) -> str:
         with self._reading():
             return self._db.execute("PRAGMA integrity_check").fetchone()[0]
-
-
-def _check_owner(path: Path) -> None:
-    """Refuse a store file of another user: writing it would leave files that user cannot open."""
-    try:
-        owner = path.stat().st_uid
-    except FileNotFoundError:
-        return
-    if owner != os.geteuid():
-        raise StoreUnavailableError(
-            f"{path}: owned by another user (uid {owner}, you are uid {os.geteuid()}); run planner-mcp as that "
-            f"user {_MOVE_HOME} of your own"
-        )
-
-
-def _summary_fields(row: sqlite3.Row, step_count: int) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "status": row["status"],
-        "request": row["request"],
-        "engine": row["engine"],
-        "created_at": _time(row["created_at"]),
-        "finished_at": _time(row["finished_at"]),
-        "step_count": step_count,
-    }
-
-
-def _plan_versions(rows: list[sqlite3.Row]) -> list[PlanVersion]:
-    return [
-        PlanVersion(
-            version=row["version"],
-            kind=row["kind"],
-            plan=Plan.model_validate_json(row["plan"]),
-            reason=row["reason"],
-            replaced=json.loads(row["replaced"]),
-            created_at=_time(row["created_at"]) or datetime.now(UTC),
-        )
-        for row in rows
-    ]
-
-
-def _step_record(row: sqlite3.Row) -> StepRecord:
-    return StepRecord(
-        id=row["step_id"],
-        agent=row["agent"],
-        status=row["status"],
-        attempts=row["attempts"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        summary=row["summary"],
-        details=json.loads(row["details"]) if row["details"] is not None else None,
-        error=StepError.model_validate_json(row["error"]) if row["error"] else None,
-        started_at=_time(row["started_at"]),
-        finished_at=_time(row["finished_at"]),
-        usage=_usage(row),
-    )
-
-
-def _usage(row: sqlite3.Row) -> Usage:
-    return Usage(
-        calls=row["llm_calls"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        latency_s=row["llm_latency_s"],
-    )
-
-
-def _time(value: float | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
-
-
-def _encode_cursor(row: sqlite3.Row) -> str:
-    return base64.urlsafe_b64encode(json.dumps([row["created_at"], row["id"]]).encode()).decode()
-
-
-def _text(key: str) -> str:
-    """A key as SQLite can bind it: a lone surrogate (from JSON's "\\ud800" or an undecodable argv
-    byte) cannot be encoded; it becomes '?', which no run id holds."""
-    return key.encode("utf-8", "replace").decode("utf-8")
-
-
-def _decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        created_at, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created_at), _text(str(run_id))
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise BadCursorError(cursor) from exc
