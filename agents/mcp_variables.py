@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Mapping
 
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -29,15 +30,21 @@ class Redactor(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: dict[str, str] = {}
+        # Replaced whole (never changed in place): log records of any thread read it while a server starts.
+        self._secrets: tuple[tuple[str, str], ...] = ()
+        self._lock = threading.Lock()
 
     def add(self, value: str, variable: str) -> None:
-        if value:
-            self._secrets[value] = f"${{{variable}}}"
+        if not value:
+            return
+        with self._lock:
+            known = dict(self._secrets) | {value: f"${{{variable}}}"}
+            # Longest first: a secret may contain a shorter one.
+            self._secrets = tuple(sorted(known.items(), key=lambda item: len(item[0]), reverse=True))
 
     def redact(self, text: str) -> str:
-        for value in sorted(self._secrets, key=len, reverse=True):  # a longer secret may contain a shorter
-            text = text.replace(value, self._secrets[value])
+        for value, variable in self._secrets:
+            text = text.replace(value, variable)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
