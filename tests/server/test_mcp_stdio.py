@@ -69,7 +69,9 @@ async def drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
         into.extend(chunk)
 
 
-async def test_a_full_run_over_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_path: Path) -> None:
+async def test_a_full_run_over_stdio_writes_nothing_but_json_rpc_to_stdout(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     stderr = bytearray()
     initialized: dict[str, Any] = {}
     called: dict[str, Any] = {}
@@ -124,6 +126,9 @@ async def test_a_full_run_over_stdio_writes_nothing_but_json_rpc_to_stdout(tmp_p
         "message": "run succeeded",
     }
     assert process.returncode == 0, stderr.decode(errors="replace")
+    # Recorded in Flyte's local run store (on by default) of the test's own HOME, not the machine's.
+    home = Path(os.environ["HOME"])
+    assert home.is_relative_to(tmp_path_factory.getbasetemp()) and (home / ".flyte/local-cache/cache.db").is_file()
 
 
 async def test_the_sdk_client_drives_the_stdio_server_in_the_current_protocol_era(tmp_path: Path) -> None:
