@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agents.llm import LLM, LLMError, LLMOutputError, Message, Usage
 from agents.llm.protocol import Generation
 from agents.prompts import describe_tool, describe_tools, summary
 from agents.repetition import RepetitionGuard, complete_steps
-from agents.schemas import plan_draft_model
+from agents.schemas import STEP_REFERENCE, plan_draft_model
 from planning.catalog import AgentSpec, Catalog, ToolSpec
 from planning.errors import UserFixableError
 from planning.plan import Plan
@@ -48,13 +48,35 @@ TOOLS_IN_PLAY = 8
 # a plan is sent back as an error).
 EXAMPLE_REQUEST = "Multiply 7 by 6, and count the words in 'alpha beta gamma', then add the two results"
 EXAMPLE_PLAN = {
+    "parts": ["multiply 7 by 6", "count the words in 'alpha beta gamma'", "add the two results"],
     "steps": [
-        {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 7, "b": 6}},
-        {"id": 2, "agent": "string", "tool": "word_count", "args": {"text": "alpha beta gamma"}},
-        {"id": 3, "agent": "math", "tool": "add", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]},
-    ]
+        {"id": 1, "tool": "multiply", "agent": "math", "args": {"a": 7, "b": 6}},
+        {"id": 2, "tool": "word_count", "agent": "string", "args": {"text": "alpha beta gamma"}},
+        {"id": 3, "tool": "add", "agent": "math", "args": {"a": "$1", "b": "$2"}, "depends_on": [1, 2]},
+    ],
 }
 _EXAMPLE_TEXT = "alpha beta gamma"
+_PLACEHOLDER = "<value from the request>"
+# For other catalogs, the format alone: one single ask (most requests are) and one chain.
+FORMAT_SHOTS = (
+    (
+        "<one ask>",
+        {
+            "parts": ["<the ask>"],
+            "steps": [{"id": 1, "tool": "<tool>", "agent": "<agent>", "args": {"<parameter>": _PLACEHOLDER}}],
+        },
+    ),
+    (
+        "<an ask, then one that uses its result>",
+        {
+            "parts": ["<the first ask>", "<the next, with its result>"],
+            "steps": [
+                {"id": 1, "tool": "<tool>", "agent": "<agent>", "args": {"<parameter>": _PLACEHOLDER}},
+                {"id": 2, "tool": "<tool>", "agent": "<agent>", "args": {"<parameter>": "$1"}, "depends_on": [1]},
+            ],
+        },
+    ),
+)
 
 
 class PlanningError(UserFixableError):
@@ -77,60 +99,27 @@ class PlanResult(BaseModel):
     plan: Plan
     usage: Usage
     rounds: int
+    parts: list[str] = []  # the model's outline of the request (its last reply's)
 
 
 @dataclass(frozen=True)
 class Example:
-    request: str | None
-    plan: dict[str, Any]
+    shots: tuple[tuple[str, dict[str, Any]], ...]  # (request, plan)
     markers: tuple[str, ...]  # texts that betray a copied example
 
 
-def worked_example(catalog: Catalog) -> Example | None:
-    """The example for this catalog: the fixed one where its tools exist, else one made from the
-    catalog's own first tools (format only), else none."""
+def worked_example(catalog: Catalog) -> Example:
+    """The example for this catalog: the fixed one where its tools exist, else the format alone.
+
+    An example made of the catalog's own tools was copied: a flight booking grew the example's
+    hotel search (measured on the accuracy benchmark's foreign catalog); placeholders cannot be."""
     try:
         math, string = catalog.agents["math"], catalog.agents["string"]
         if {"multiply", "add"} <= set(math.tool_by_name) and "word_count" in string.tool_by_name:
-            return Example(EXAMPLE_REQUEST, EXAMPLE_PLAN, (_EXAMPLE_TEXT,))
+            return Example(((EXAMPLE_REQUEST, EXAMPLE_PLAN),), (_EXAMPLE_TEXT,))
     except KeyError:
         pass
-    tools = [(agent, tool) for agent in catalog.agents.values() for tool in agent.llm_tools if _sample_args(tool)]
-    if not tools:
-        return None
-    (agent1, tool1), (agent2, tool2) = tools[0], tools[min(1, len(tools) - 1)]
-    first = _sample_args(tool1) or {}
-    second = _sample_args(tool2) or {}
-    second[next(iter(second))] = "$1"
-    plan = {
-        "steps": [
-            {"id": 1, "agent": agent1.name, "tool": tool1.name, "args": first},
-            {"id": 2, "agent": agent2.name, "tool": tool2.name, "args": second, "depends_on": [1]},
-        ]
-    }
-    markers = tuple(v for v in first.values() if isinstance(v, str) and len(v) > 3)
-    return Example(None, plan, markers)
-
-
-def _sample_args(tool: ToolSpec) -> dict[str, Any] | None:
-    """Illustrative values for a tool's required parameters, or None when a type is not simple."""
-    schema = tool.parameters_schema()
-    args: dict[str, Any] = {}
-    for name in schema.get("required", []):
-        prop = schema["properties"][name]
-        if prop.get("enum"):
-            args[name] = prop["enum"][0]
-            continue
-        kinds = {p.get("type") for p in prop.get("anyOf", [prop])}
-        if "string" in kinds:
-            args[name] = "example value"
-        elif kinds & {"integer", "number"}:
-            args[name] = 7
-        elif "boolean" in kinds:
-            args[name] = True
-        else:
-            return None
-    return args or None
+    return Example(FORMAT_SHOTS, (_PLACEHOLDER,))
 
 
 def system_prompt(catalog: Catalog) -> str:
@@ -153,21 +142,21 @@ def system_prompt(catalog: Catalog) -> str:
     if "code" in catalog.agents and catalog.agents["code"].llm_tools:
         guidance.append('For the code agent use a "task": it writes and runs the program itself.')
     example = worked_example(catalog)
-    shown = ""
-    if example is not None:
-        lead = f"Request: {example.request}\nPlan: " if example.request else "Plan: "
-        shown = f"\n\nExample (only to show the format; never copy its values):\n{lead}{json.dumps(example.plan)}"
+    shots = "\n".join(f"Request: {request}\nPlan: {json.dumps(plan)}" for request, plan in example.shots)
+    shown = f"\n\nExamples (only to show the format; never copy their values):\n{shots}"
     details = "" if full else "\nDetails of the tools the request most likely needs come with the request."
     rules = "\n".join(f"- {line}" for line in guidance)
     return f"""You are a planner. Break the user's request into steps for these specialist agents:
 {agents}{details}
 
-Write a JSON plan: {{"steps": [...]}}. Each step has:
+Write a JSON plan: {{"parts": [...], "steps": [...]}}.
+"parts": each separate thing the request asks for, in a few words (one part for a single ask).
+"steps": one step per part. Each step has:
 - "id": 1, 2, 3, ... in order;
-- "agent": one of the agents above;
-- EITHER "tool" + "args" when the request gives every argument (preferred: fast and exact; use only
-  that agent's tools, with exactly the parameters listed) OR "task": a short instruction in words
-  when the agent must work out the arguments itself;
+- EITHER "tool": one of the tools above, then the "agent" it is listed under and its "args" with
+  exactly the parameters listed, when the request gives every argument (preferred: fast and exact)
+  OR "tool": null, an "agent" and a "task": a short instruction in words when the agent must work
+  out the arguments itself;
 - "depends_on": the ids of the steps whose results it needs.
 {rules}{shown}"""
 
@@ -232,6 +221,7 @@ class Planner:
         usage = Usage()
         problems: list[Problem] = []
         replies: list[str] = []
+        parts: list[str] = []
         deadline = time.monotonic() + self.total_timeout_s
         for round_number in range(1, self.repair_rounds + 2):
             remaining = deadline - time.monotonic()
@@ -259,28 +249,23 @@ class Planner:
                 else:
                     usage = usage + completion.usage
                     draft = as_written(completion.value, self.catalog)
+                    parts = list(getattr(completion.value, "parts", []))
             if scope.cancelled_caught:
                 usage = usage + Usage(latency_s=limit)
                 problems, reply_text = self._timed_out(guard, limit)
             if draft is not None:
                 reply_text = json.dumps(draft)
             if reply_text and reply_text in replies:
+                kept = self._kept(guard, request)
+                if kept is not None:
+                    return PlanResult(plan=kept, usage=usage, rounds=round_number, parts=parts)
                 log.info("planner round %d repeated an earlier reply; giving up", round_number)
                 raise PlanningError(request, problems, "(the model answered the same plan again)", usage)
             replies.append(reply_text)
             if draft is not None:
-                notes = _drop_unused_dependencies(draft)
-                problems = self._leaks(draft, request)
-                try:
-                    plan = parse_plan(draft, self.catalog, self.limits)
-                except PlanValidationError as exc:
-                    problems = exc.problems + problems
-                else:
-                    problems = _refused_tools(plan, self.catalog) + problems
-                    if not problems:
-                        if notes:
-                            plan = plan.model_copy(update={"notes": notes})
-                        return PlanResult(plan=plan, usage=usage, rounds=round_number)
+                plan, problems = self._check(draft, request)
+                if plan is not None:
+                    return PlanResult(plan=plan, usage=usage, rounds=round_number, parts=parts)
             log.info("planner round %d: %d problem(s)", round_number, len(problems))
             messages += [
                 Message(role="assistant", content=reply_text or "(no reply)"),
@@ -292,6 +277,39 @@ class Planner:
                 ),
             ]
         raise PlanningError(request, problems, usage=usage)
+
+    def _check(self, draft: dict[str, Any], request: str) -> tuple[Plan | None, list[Problem]]:
+        """The draft as a plan when nothing is wrong with it, else its problems."""
+        notes = _drop_unused_dependencies(draft)
+        problems = self._leaks(draft, request)
+        try:
+            plan = parse_plan(draft, self.catalog, self.limits)
+        except PlanValidationError as exc:
+            return None, exc.problems + problems
+        problems = (
+            _refused_tools(plan, self.catalog)
+            + _tasks_naming_tools(plan, self.catalog)
+            + _unasked_values(plan, self.catalog, request)
+            + _tasks_redoing_tool_steps(plan)
+            + problems
+        )
+        if problems:
+            return None, problems
+        return (plan.model_copy(update={"notes": notes}) if notes else plan), []
+
+    def _kept(self, guard: RepetitionGuard, request: str) -> Plan | None:
+        """After the model was told and repeated its steps again: the steps before the repetition,
+        when they are a valid plan (measured: a one-step hotel search written twice, twice)."""
+        if guard.repetition is None:
+            return None
+        try:
+            value = self.output.model_validate({"steps": guard.repetition.kept})
+        except ValidationError:
+            return None
+        plan, _ = self._check(as_written(value, self.catalog), request)
+        if plan is None:
+            return None
+        return plan.model_copy(update={"notes": [*plan.notes, guard.repetition.describe()]})
 
     def _unfinished(self, guard: RepetitionGuard, exc: LLMOutputError) -> tuple[list[Problem], str]:
         """A reply that is not a whole plan: cut for repeating itself, cut at its token limit, or
@@ -327,8 +345,6 @@ class Planner:
 
     def _leaks(self, draft: dict[str, Any], request: str) -> list[Problem]:
         """Texts of the worked example that turned up in a plan although the request never said them."""
-        if self.example is None:
-            return []
         text = json.dumps(draft)
         return [
             Problem(message=f"the plan copies the example's {marker!r}", fix="use only values from the request")
@@ -350,11 +366,102 @@ def _refused_tools(plan: Plan, catalog: Catalog) -> list[Problem]:
     ]
 
 
+def _tasks_naming_tools(plan: Plan, catalog: Catalog) -> list[Problem]:
+    """Agent steps whose task is only a tool's name or summary: the model meant a tool step (its
+    agent's LLM would have to guess every argument from those words)."""
+    problems = []
+    for step in plan.steps:
+        if step.task is None:
+            continue
+        said = _plain(step.task)
+        for tool in catalog.agent(step.agent).llm_tools:
+            if said in (_plain(tool.name), _plain(summary(tool))):
+                problems.append(
+                    Problem(
+                        step_id=step.id,
+                        message=f"the task {step.task!r} only names tool {tool.name!r}",
+                        fix=f'write a tool step: "tool": "{tool.name}" with its "args" taken from the request',
+                    )
+                )
+                break
+    return problems
+
+
+def _tasks_redoing_tool_steps(plan: Plan) -> list[Problem]:
+    """Agent steps that do again what a tool step they do not depend on does: the task names the
+    tool's action and holds every value of the tool step of three characters or more (measured: a
+    send_email step followed by the task "Send an email to bob@… with the subject 'Lunch'…"). A
+    step depending on the tool step works on its result ("summarize the search's pages")."""
+    problems = []
+    for step in plan.steps:
+        if step.task is None:
+            continue
+        said = f" {_plain(step.task)} "
+        needs = step.needs()
+        for other in plan.steps:
+            if other.id in needs:
+                continue
+            values = [_plain(str(v)) for v in (other.args or {}).values() if isinstance(v, str | int | float)]
+            values = [v for v in values if len(v) >= 3]  # "es" for Spanish is not in a task's words
+            named = _plain(other.tool or "").split()
+            if other.tool is not None and values and all(f" {v} " in said for v in [*values, *named]):
+                problems.append(
+                    Problem(
+                        step_id=step.id,
+                        message=f"the task does again what step {other.id} ({other.tool}) does",
+                        fix=f"leave step {step.id} out: step {other.id} already does it",
+                    )
+                )
+                break
+    return problems
+
+
+def _unasked_values(plan: Plan, catalog: Catalog, request: str) -> list[Problem]:
+    """Text values the request never mentions where they cannot be a reading of it: an optional
+    parameter's (a timer's label "Timer 1": the reply schema makes the model decide about each
+    optional parameter, and a small model sometimes invents one), or a value with digits copied
+    from the tool's documented example (a hotel search's "$80-$120"). Allowed values (enums) and
+    references are choices, not inventions."""
+    asked = _plain(request)
+    problems = []
+    for step in plan.steps:
+        if step.tool is None or not step.args:
+            continue
+        tool = catalog.agent(step.agent).tool(step.tool)
+        optional = {info.alias or name for name, info in tool.args_model.model_fields.items() if not info.is_required()}
+        properties = tool.parameters_schema().get("properties", {})
+        for key, value in step.args.items():
+            if not isinstance(value, str) or re.match(STEP_REFERENCE, value) or _plain(value) in asked:
+                continue
+            documented = f"{tool.description} {json.dumps(properties.get(key, {}))}"
+            if key in optional and value not in _allowed(properties.get(key, {})):
+                message, fix = (
+                    "the request says nothing of it",
+                    f"write null for {key!r} unless the request gives its value",
+                )
+            elif any(c.isdigit() for c in value) and f"'{value}'" in documented:
+                message = "it is the documentation's example"
+                fix = f"take {key!r} from the request, or leave the step out if the request does not ask for it"
+            else:
+                continue
+            problems.append(Problem(step_id=step.id, message=f"parameter {key!r} = {value!r}: {message}", fix=fix))
+    return problems
+
+
+def _allowed(prop: dict[str, Any]) -> list[Any]:
+    return [v for member in (prop, *prop.get("anyOf", [])) for v in member.get("enum", [])]
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def as_written(reply: BaseModel, catalog: Catalog) -> dict[str, Any]:
     """The reply as the model wrote it: no declared defaults filled in (they apply at call time),
     parameters under their own names; a null for a parameter whose default is null is dropped (the
     reply schema makes the model decide about those, and null is the same as leaving it out)."""
     draft = reply.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    draft.pop("parts", None)  # the model's outline of the request, not part of the plan
     for step in draft.get("steps", []):
         args = step.get("args")
         agent = catalog.agents.get(step.get("agent", ""))

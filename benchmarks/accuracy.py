@@ -702,12 +702,12 @@ async def run_cases(cases: tuple[Case, ...], llm: LLM, *, verbose: bool = False)
     for case in cases:
         catalog = catalogs[case.catalog]
         started = time.perf_counter()
-        plan, usage, error = None, Usage(), None
+        plan, usage, error, parts = None, Usage(), None, []
         try:
             result = await planners[case.catalog].plan(case.request)
-            plan, usage = result.plan, result.usage
+            plan, usage, parts = result.plan, result.usage, result.parts
         except PlanningError as exc:
-            error, usage = str(exc).splitlines()[0], exc.usage
+            error, usage = " ".join(str(exc).splitlines()[:4]), exc.usage  # the reason and its first problems
         wall = time.perf_counter() - started
         ok = plan is not None and plan_matches(case, plan, catalog)
         if plan is not None and not ok and case.answer is not None:
@@ -723,6 +723,7 @@ async def run_cases(cases: tuple[Case, ...], llm: LLM, *, verbose: bool = False)
             "category": case.category,
             "request": case.request,
             "ok": ok,
+            "parts": parts,
             "plan": plan.model_dump(mode="json", exclude_defaults=True) if plan else None,
             "error": error,
             "calls": usage.calls,

@@ -151,6 +151,20 @@ async def test_a_reply_that_repeats_its_steps_is_cut_while_generated_and_sent_ba
     assert "the reply repeated steps 1-2 again and again; it was cut after step 2" in feedback
 
 
+async def test_a_reply_repeating_itself_again_after_being_told_keeps_the_steps_before_the_repetition(
+    catalog: Catalog,
+) -> None:
+    one = {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}}
+    twice = _json({"steps": [one, dict(one, id=2)]})
+    llm = ScriptedLLM([twice, twice, GOOD_PLAN])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan("What is 10 times 5?")
+
+    assert (result.rounds, len(llm.calls)) == (2, 2)
+    assert [s.model_dump(exclude_defaults=True) for s in result.plan.steps] == [one]
+    assert result.plan.notes == ["the reply repeated step 1 again and again; it was cut after step 1"]
+
+
 async def test_a_reply_cut_at_its_length_limit_is_a_repair_round(catalog: Catalog) -> None:
     text = _json(GOOD_PLAN)
     cut = text[: text.index('{"id": 3') + 20]
@@ -325,7 +339,31 @@ def test_the_prompt_names_no_agent_the_catalog_does_not_have() -> None:
 
     for absent in ("math", "string", "code agent", "word_count", "alpha beta gamma"):
         assert absent not in prompt
-    assert '"agent": "travel", "tool": "route"' in prompt
+    # The example shows the format only: an example made of the catalog's own tools gets copied.
+    example = prompt.split("Examples")[1]
+    assert '"tool": "<tool>", "agent": "<agent>"' in example and "route" not in example
+
+
+async def test_an_agent_step_writes_tool_null_so_tool_names_compete_with_it(catalog: Catalog) -> None:
+    step = plan_draft_model(catalog).model_json_schema()["$defs"]["agent_step"]
+
+    assert list(step["properties"])[:4] == ["id", "tool", "agent", "task"]
+    assert step["properties"]["tool"]["type"] == "null" and "tool" in step["required"]
+    # A scripted or hand-written reply without the null is still an agent step.
+    llm = ScriptedLLM([{"steps": [{"id": 1, "agent": "math", "task": "multiply the numbers of the request"}]}])
+    result = await Planner(llm, catalog, PlanLimits()).plan("What is 10 times 5?")
+    assert result.plan.steps[0].task == "multiply the numbers of the request" and result.plan.steps[0].tool is None
+
+
+async def test_a_task_that_only_names_a_tool_is_sent_back_as_a_tool_step_to_write(catalog: Catalog) -> None:
+    named = {"steps": [{"id": 1, "agent": "math", "tool": None, "task": "Multiply"}]}
+    llm = ScriptedLLM([named, {"steps": [{"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}}]}])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan("What is 10 times 5?")
+
+    assert result.rounds == 2 and result.plan.steps[0].tool == "multiply"
+    said = llm.calls[1].messages[-1].content
+    assert "the task 'Multiply' only names tool 'multiply'" in said and '"tool": "multiply"' in said
 
 
 def test_a_long_catalog_is_summarised_and_the_request_brings_the_details_of_its_tools() -> None:
@@ -379,3 +417,65 @@ async def test_tools_that_change_things_are_refused_in_planner_written_plans(cat
     assert "the reply is not a plan" in llm.calls[1].messages[-1].content  # outside the reply schema
     assert "delete-file" not in system_prompt(catalog)
     assert "delete-file" not in json.dumps(plan_draft_model(catalog).model_json_schema())
+
+
+async def test_an_optional_text_parameter_the_request_never_mentions_is_sent_back() -> None:
+    def set_timer(duration: int, label: str | None = None, sound: Literal["bell", "beep"] | None = None) -> str:
+        """Start a countdown timer."""
+        return f"{duration} {label} {sound}"
+
+    catalog = Catalog([AgentSpec(name="home", description="Home", tools=(ToolSpec.from_function(set_timer),))])
+    invented = {
+        "id": 1,
+        "agent": "home",
+        "tool": "set_timer",
+        "args": {"duration": 10, "label": "Timer 1", "sound": None},
+    }
+    chosen = {"id": 1, "agent": "home", "tool": "set_timer", "args": {"duration": 10, "label": None, "sound": "bell"}}
+    llm = ScriptedLLM([{"steps": [invented]}, {"steps": [chosen]}])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan("Set a 10 minute timer")
+
+    said = llm.calls[1].messages[-1].content
+    assert "parameter 'label' = 'Timer 1': the request says nothing of it" in said
+    # An allowed value is a choice among the tool's own values, not an invention.
+    assert result.rounds == 2 and result.plan.steps[0].args == {"duration": 10, "sound": "bell"}
+
+
+async def test_a_value_copied_from_the_tools_documented_example_is_sent_back() -> None:
+    def find_hotels(
+        city: Annotated[str, Field(description="City name.")],
+        price_range: Annotated[str, Field(description="Nightly price range as written by the user, e.g. '$80-$120'.")],
+    ) -> str:
+        """Find hotels in a city within a nightly price range."""
+        return city
+
+    catalog = Catalog([AgentSpec(name="travel", description="Trips", tools=(ToolSpec.from_function(find_hotels),))])
+    copied = {"id": 1, "agent": "travel", "tool": "find_hotels", "args": {"city": "Prague", "price_range": "$80-$120"}}
+    asked = dict(copied, args={"city": "Prague", "price_range": "$50-$90"})
+    llm = ScriptedLLM([{"steps": [copied]}, {"steps": [asked]}])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan("Find hotels in Prague for $50-$90")
+
+    assert (
+        "parameter 'price_range' = '$80-$120': it is the documentation's example" in llm.calls[1].messages[-1].content
+    )
+    assert result.rounds == 2 and result.plan.steps[0].args == asked["args"]
+
+
+async def test_an_agent_step_redoing_a_tool_step_is_sent_back_but_one_using_its_result_is_kept() -> None:
+    def send_email(to: str, subject: str) -> str:
+        """Send an email."""
+        return to
+
+    catalog = Catalog([AgentSpec(name="mail", description="Mail", tools=(ToolSpec.from_function(send_email),))])
+    tool_step = {"id": 1, "agent": "mail", "tool": "send_email", "args": {"to": "bob@example.com", "subject": "Lunch"}}
+    redo = {"id": 2, "agent": "mail", "tool": None, "task": "Send an email to bob@example.com about 'Lunch'"}
+    follow_up = dict(redo, task="Send an email to bob@example.com saying the Lunch email went out", depends_on=[1])
+    llm = ScriptedLLM([{"steps": [tool_step, redo]}, {"steps": [tool_step, follow_up]}])
+
+    result = await Planner(llm, catalog, PlanLimits()).plan("Email bob@example.com with subject 'Lunch', then confirm")
+
+    said = llm.calls[1].messages[-1].content
+    assert "the task does again what step 1 (send_email) does" in said and "leave step 2 out" in said
+    assert result.rounds == 2 and [s.id for s in result.plan.steps] == [1, 2]
