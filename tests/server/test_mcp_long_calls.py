@@ -119,7 +119,12 @@ async def test_resume_honours_the_deadline_too(serve: Any, gate: Gate, mode: str
     assert done["status"] == "succeeded"
 
 
-async def test_a_waiting_request_gets_progress_while_the_planner_works_and_then_per_step(serve: Any, mode: str) -> None:
+async def test_a_waiting_request_gets_progress_while_the_planner_works_and_then_per_step(
+    quick_settings: Settings, catalog: Catalog, mode: str
+) -> None:
+    # The call waits as long as the test allows: the planner answers only after three heartbeats,
+    # which a loaded machine may deliver after the quick settings' 0.5 s deadline.
+    settings = quick_settings.model_copy(update={"call_deadline_s": BOUND_S})
     planner = HeldPlanner()
     notes: list[tuple[float, float | None, str | None]] = []
 
@@ -128,8 +133,9 @@ async def test_a_waiting_request_gets_progress_while_the_planner_works_and_then_
         if sum(1 for _, _, m in notes if m and "planning" in m) >= 3:
             planner.may_answer.set()  # a quiet planner still sent heartbeats
 
-    async with Client(serve(ScriptedLLM(planner)), mode=mode) as client:
-        with anyio.fail_after(BOUND_S):
+    server = build_server(settings, app_factory=lambda s: App.open(s, llm=ScriptedLLM(planner), catalog=catalog))
+    async with Client(server, mode=mode) as client:
+        with anyio.fail_after(BOUND_S + 5):
             result = await client.call_tool(
                 "execute_plan", {"request": REQUEST, "wait": True}, progress_callback=on_progress
             )
@@ -142,6 +148,7 @@ async def test_a_waiting_request_gets_progress_while_the_planner_works_and_then_
     assert progresses == sorted(set(progresses))  # strictly rising, as MCP requires
     messages = [m or "" for _, _, m in notes]
     assert any("planning the request (" in m for m in messages)
+    assert {total for _, total, _ in notes} - {None} == {4}  # then per step: 3 steps + the answer
 
 
 async def test_cancelling_a_run_while_it_is_planned_records_it_cancelled(serve: Any, mode: str) -> None:
