@@ -48,7 +48,6 @@ TOOLS_IN_PLAY = 8
 # a plan is sent back as an error).
 EXAMPLE_REQUEST = "Multiply 7 by 6, and count the words in 'alpha beta gamma', then add the two results"
 EXAMPLE_PLAN = {
-    "parts": ["multiply 7 by 6", "count the words in 'alpha beta gamma'", "add the two results"],
     "steps": [
         {"id": 1, "tool": "multiply", "agent": "math", "args": {"a": 7, "b": 6}},
         {"id": 2, "tool": "word_count", "agent": "string", "args": {"text": "alpha beta gamma"}},
@@ -106,6 +105,11 @@ class PlanResult(BaseModel):
 class Example:
     shots: tuple[tuple[str, dict[str, Any]], ...]  # (request, plan)
     markers: tuple[str, ...]  # texts that betray a copied example
+    # The reply names the request's parts before its steps: needed where only the format can be
+    # shown (foreign catalogs: 20/32 → 24/32 on the accuracy benchmark), not where the worked
+    # example shows how requests break into steps (built-in agents: 2 fewer of 32 with parts, and
+    # ~1.5 s more per request on the main job).
+    outline: bool
 
 
 def worked_example(catalog: Catalog) -> Example:
@@ -116,10 +120,10 @@ def worked_example(catalog: Catalog) -> Example:
     try:
         math, string = catalog.agents["math"], catalog.agents["string"]
         if {"multiply", "add"} <= set(math.tool_by_name) and "word_count" in string.tool_by_name:
-            return Example(((EXAMPLE_REQUEST, EXAMPLE_PLAN),), (_EXAMPLE_TEXT,))
+            return Example(((EXAMPLE_REQUEST, EXAMPLE_PLAN),), (_EXAMPLE_TEXT,), outline=False)
     except KeyError:
         pass
-    return Example(FORMAT_SHOTS, (_PLACEHOLDER,))
+    return Example(FORMAT_SHOTS, (_PLACEHOLDER,), outline=True)
 
 
 def system_prompt(catalog: Catalog) -> str:
@@ -143,15 +147,18 @@ def system_prompt(catalog: Catalog) -> str:
         guidance.append('For the code agent use a "task": it writes and runs the program itself.')
     example = worked_example(catalog)
     shots = "\n".join(f"Request: {request}\nPlan: {json.dumps(plan)}" for request, plan in example.shots)
-    shown = f"\n\nExamples (only to show the format; never copy their values):\n{shots}"
+    label = (
+        "Examples (only to show the format; never copy their values)"
+        if len(example.shots) > 1
+        else ("Example (only to show the format; never copy its values)")
+    )
+    shown = f"\n\n{label}:\n{shots}"
     details = "" if full else "\nDetails of the tools the request most likely needs come with the request."
     rules = "\n".join(f"- {line}" for line in guidance)
     return f"""You are a planner. Break the user's request into steps for these specialist agents:
 {agents}{details}
 
-Write a JSON plan: {{"parts": [...], "steps": [...]}}.
-"parts": each separate thing the request asks for, in a few words (one part for a single ask).
-"steps": one step per part. Each step has:
+{_format(example.outline)} Each step has:
 - "id": 1, 2, 3, ... in order;
 - EITHER "tool": one of the tools above, then the "agent" it is listed under and its "args" with
   exactly the parameters listed, when the request gives every argument (preferred: fast and exact)
@@ -159,6 +166,16 @@ Write a JSON plan: {{"parts": [...], "steps": [...]}}.
   out the arguments itself;
 - "depends_on": the ids of the steps whose results it needs.
 {rules}{shown}"""
+
+
+def _format(outline: bool) -> str:
+    if not outline:
+        return 'Write a JSON plan: {"steps": [...]}.'
+    return (
+        'Write a JSON plan: {"parts": [...], "steps": [...]}.\n'
+        '"parts": each separate thing the request asks for, in a few words (one part for a single ask).\n'
+        '"steps": one step per part.'
+    )
 
 
 def _describe_agent(agent: AgentSpec, full: bool, seen: set[str]) -> str:
@@ -202,9 +219,9 @@ class Planner:
         self.call_timeout_s = call_timeout_s
         self.total_timeout_s = total_timeout_s
         self.max_tokens = max_tokens
-        self.output = plan_draft_model(catalog, max_steps=limits.max_steps)
-        self.prompt = system_prompt(catalog)
         self.example = worked_example(catalog)
+        self.output = plan_draft_model(catalog, max_steps=limits.max_steps, outline=self.example.outline)
+        self.prompt = system_prompt(catalog)
         self._full = "Details of the tools" not in self.prompt
 
     def request_message(self, request: str) -> str:

@@ -70,9 +70,10 @@ class _PlanDraft(BaseModel):
         return {"parts": [], **data} if isinstance(data, dict) and "parts" not in data else data
 
 
-def plan_draft_model(catalog: Catalog, max_steps: int | None = None) -> type[BaseModel]:
+def plan_draft_model(catalog: Catalog, max_steps: int | None = None, *, outline: bool = False) -> type[BaseModel]:
     """A plan whose steps are either one variant per (agent, tool) or an agent step with a task;
-    `max_steps` caps the step list (the grammar then cannot run past the plan limit).
+    `max_steps` caps the step list (the grammar then cannot run past the plan limit); with
+    `outline` the reply names the request's parts first.
 
     A step names its tool before its agent: the model picks the tool the request's words call for
     and the agent follows from it (agent first, "$100-$150" in a hotel request chose the finance
@@ -104,12 +105,10 @@ def plan_draft_model(catalog: Catalog, max_steps: int | None = None) -> type[Bas
         )
     )
     step = _union(variants)
-    return create_model(
-        "PlanDraft",
-        __base__=_PlanDraft,
-        parts=(list[str], ...),
-        steps=(list[step], Field(min_length=1, max_length=max_steps)),  # type: ignore[valid-type]
-    )
+    steps = (list[step], Field(min_length=1, max_length=max_steps))  # type: ignore[valid-type]
+    if outline:
+        return create_model("PlanDraft", __base__=_PlanDraft, parts=(list[str], ...), steps=steps)
+    return create_model("PlanDraft", __config__=_STRICT, steps=steps)
 
 
 def turn_model(agent: AgentSpec) -> type[BaseModel]:

@@ -111,6 +111,7 @@ def test_the_prompt_lists_every_agent_and_tool_signature(catalog: Catalog) -> No
     assert "- math: Arithmetic" in prompt
     assert "multiply(a: number, b: number)" in prompt
     assert "word_count(text: str)" in prompt
+    assert 'Write a JSON plan: {"steps": [...]}.' in prompt  # the worked example shows how to break it up
 
 
 def test_the_reply_schema_only_admits_catalog_names(catalog: Catalog) -> None:
@@ -342,6 +343,9 @@ def test_the_prompt_names_no_agent_the_catalog_does_not_have() -> None:
     # The example shows the format only: an example made of the catalog's own tools gets copied.
     example = prompt.split("Examples")[1]
     assert '"tool": "<tool>", "agent": "<agent>"' in example and "route" not in example
+    # Without a worked example the reply outlines the request first; with one it does not.
+    assert '{"parts": [...], "steps": [...]}' in prompt
+    assert Planner(ScriptedLLM([]), catalog, PlanLimits()).output.model_json_schema()["required"] == ["parts", "steps"]
 
 
 async def test_an_agent_step_writes_tool_null_so_tool_names_compete_with_it(catalog: Catalog) -> None:

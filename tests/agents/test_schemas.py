@@ -28,7 +28,6 @@ def test_a_tool_step_must_use_the_tools_own_parameter_names(catalog: Catalog) ->
 def test_parameters_take_values_of_their_type_or_step_references(catalog: Catalog) -> None:
     draft = plan_draft_model(catalog)
     plan = {
-        "parts": ["10 times 5", "add", "count the words"],
         "steps": [
             {"id": 1, "agent": "math", "tool": "multiply", "args": {"a": 10, "b": 5}, "depends_on": []},
             {"id": 2, "agent": "math", "tool": "add", "args": {"a": "$1", "b": "$3.result"}, "depends_on": [1]},
@@ -49,8 +48,16 @@ def test_parameters_also_take_explicit_references_but_no_other_dollar_text(catal
     draft = plan_draft_model(catalog)
     step = {"id": 2, "agent": "math", "tool": "add", "args": {"a": "${1}", "b": "${1.total}"}}
 
-    reply = {"parts": ["add"], "steps": [step]}
-    assert draft.model_validate(reply).model_dump(mode="json", exclude_unset=True) == reply
+    assert draft.model_validate({"steps": [step]}).model_dump(mode="json", exclude_unset=True) == {"steps": [step]}
+
+
+def test_an_outlined_reply_names_the_requests_parts_before_its_steps(catalog: Catalog) -> None:
+    draft = plan_draft_model(catalog, outline=True)
+    step = {"id": 1, "agent": "math", "tool": "add", "args": {"a": 1, "b": 2}}
+
+    assert list(draft.model_json_schema()["properties"]) == ["parts", "steps"]
+    assert draft.model_validate({"parts": ["add"], "steps": [step]}).model_dump(mode="json")["parts"] == ["add"]
+    assert draft.model_validate({"steps": [step]}).model_dump(mode="json")["parts"] == []  # hand-written: none
     with pytest.raises(ValidationError):
         draft.model_validate({"steps": [{"id": 1, "agent": "math", "tool": "add", "args": {"a": "$1 off", "b": 2}}]})
 
