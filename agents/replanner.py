@@ -18,7 +18,8 @@ import anyio
 
 from agents.llm import LLMError, LLMOutputError, Message, Usage
 from agents.llm.protocol import Generation
-from agents.planner import TEMPERATURES, Planner, _refused_tools, as_written
+from agents.plan_checks import refused_tools
+from agents.planner import TEMPERATURES, Planner, as_written
 from agents.prompts import data_block
 from planning.plan import Plan, Step
 from planning.records import RunRecord, StepStatus
@@ -156,7 +157,7 @@ def _check(
         plan = parse_plan(document, planner.catalog, planner.limits)
     except PlanValidationError as exc:
         return None, exc.problems
-    refused = _refused_tools(plan, planner.catalog)  # the planner's limits hold for revisions too
+    refused = refused_tools(plan, planner.catalog)  # the planner's limits hold for revisions too
     return (None, refused) if refused else (plan, [])
 
 
