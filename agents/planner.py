@@ -108,8 +108,8 @@ class Example:
     markers: tuple[str, ...]  # texts that betray a copied example
     # The reply names the request's parts before its steps: needed where only the format can be
     # shown (foreign catalogs: 20/32 → 24/32 on the accuracy benchmark), not where the worked
-    # example shows how requests break into steps (built-in agents: 2 fewer of 32 with parts, and
-    # ~1.5 s more per request on the main job).
+    # example shows how requests break into steps (built-in agents: 27/32 with parts, 31/32
+    # without, and 17.6 s against 14.5 s per request).
     outline: bool
 
 
@@ -151,7 +151,7 @@ def system_prompt(catalog: Catalog) -> str:
     label = (
         "Examples (only to show the format; never copy their values)"
         if len(example.shots) > 1
-        else ("Example (only to show the format; never copy its values)")
+        else "Example (only to show the format; never copy its values)"
     )
     shown = f"\n\n{label}:\n{shots}"
     details = "" if full else "\nDetails of the tools the request most likely needs come with the request."
