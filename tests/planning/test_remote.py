@@ -6,12 +6,12 @@ cluster context of the task bodies, and that a configured endpoint never moves a
 
 from __future__ import annotations
 
-import ast
 import io
 import os
 import socket
+import subprocess
+import sys
 import tarfile
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from flyteidl2.common import identifier_pb2, list_pb2, phase_pb2
 from flyteidl2.core import security_pb2, tasks_pb2
+from flyteidl2.task import task_definition_pb2
 from flyteidl2.workflow import run_definition_pb2
 from google.protobuf.duration_pb2 import Duration
 
@@ -48,6 +49,7 @@ from planning.remote import config as remote_config
 from planning.settings import Settings
 from planning.steps import StepRunner
 from planning.store import FlyteRunRef, RunStore
+from tests.planning import dry_run
 from tests.planning.conftest import Kit, make_plan
 from tests.planning.fake_control_plane import (
     INPUTS_URI,
@@ -727,27 +729,17 @@ OPENAI, TAVILY, BRAVE = (
 STEP_REQUEST = StepRequest(run_id="rdry", step=PLAN.steps[0], inputs={}).model_dump_json()
 
 
-@pytest.fixture(autouse=True)
-def one_ast_parse_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CPython 3.11.7 raises SystemError ("AST constructor recursion depth mismatch", fixed in later
-    3.11 releases) when threads parse at once, and Flyte parses task sources for cache versions while
-    its own loop thread works: seen failing 2 of 8 full runs. A dry run does the same for users on
-    that Python; the test is about the spec, not that race."""
-    lock = threading.Lock()
-    parse = ast.parse
-
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return parse(*args, **kwargs)
-
-    monkeypatch.setattr(ast, "parse", locked)
-
-
-async def dry_run_spec(task: Any, request: Any, tmp_path: Path) -> Any:
-    await flyte.init.aio(root_dir=flyte_env.PROJECT_ROOT, project=PROJECT, domain=DOMAIN)
-    runner = flyte.with_runcontext(mode="remote", dry_run=True, copy_bundle_to=tmp_path, version="vdry")
-    run = await runner.run.aio(task, request)
-    return run.task_spec  # type: ignore[attr-defined]  # the dry run's spec
+def dry_run_spec(task: Any, request: str, tmp_path: Path) -> task_definition_pb2.TaskSpec:
+    """The spec a dry run of `task` builds, from a process of its own (see tests.planning.dry_run)."""
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.planning.dry_run", task.func.__name__, request, str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert child.returncode == 0, child.stderr[-4000:]
+    return task_definition_pb2.TaskSpec.FromString((tmp_path / dry_run.SPEC_FILE).read_bytes())
 
 
 @pytest.mark.parametrize(
@@ -791,8 +783,7 @@ async def dry_run_spec(task: Any, request: Any, tmp_path: Path) -> Any:
         ),
     ],
 )
-@pytest.mark.anyio
-async def test_a_dry_run_task_spec_carries_image_secrets_resources_retries_and_timeouts(
+def test_a_dry_run_task_spec_carries_image_secrets_resources_retries_and_timeouts(
     tmp_path: Path,
     task: Any,
     request_: Any,
@@ -805,7 +796,7 @@ async def test_a_dry_run_task_spec_carries_image_secrets_resources_retries_and_t
     runtime_s: int,
     reused: bool,
 ) -> None:
-    spec = await dry_run_spec(task, request_, tmp_path)
+    spec = dry_run_spec(task, request_, tmp_path)
 
     template = spec.task_template
     assert template.id.name == name
