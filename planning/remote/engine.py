@@ -140,6 +140,10 @@ class RemoteEngine:
         await self._call("abort the run", self._abort(ref.name), ref.name)
         return await self.refresh(run_id)
 
+    async def get_flyte_run(self, name: str) -> FlyteRunSummary:
+        """One Flyte run by name."""
+        return await self._call("read the run", listing.get_run(self.store, name), name)
+
     async def list_runs(
         self,
         *,
@@ -149,29 +153,7 @@ class RemoteEngine:
         created_before: datetime | None = None,
         limit: int = 20,
     ) -> list[FlyteRunSummary]:
-        """The Engine protocol's listing: the runs on the cluster (see list_flyte_runs)."""
-        return await self.list_flyte_runs(
-            phase=phase,
-            task_name=task_name,
-            created_after=created_after,
-            created_before=created_before,
-            limit=limit,
-        )
-
-    async def get_flyte_run(self, name: str) -> FlyteRunSummary:
-        """One Flyte run by name."""
-        return await self._call("read the run", listing.get_run(self.store, name), name)
-
-    async def list_flyte_runs(
-        self,
-        *,
-        phase: FlytePhase | Sequence[FlytePhase] | None = None,
-        task_name: str | None = PLAN_TASK,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        limit: int = 20,
-    ) -> list[FlyteRunSummary]:
-        """Past and current runs on the cluster, newest first.
+        """The Engine protocol's listing: past and current runs on the cluster, newest first.
 
         `phase`: one Flyte phase or several; `task_name`: the Flyte task that ran (default
         planner-mcp's orchestrator; None for runs of any task); `created_after` (inclusive) and

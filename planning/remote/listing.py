@@ -49,7 +49,7 @@ async def list_runs(
     created_before: datetime | None,
     limit: int,
 ) -> list[FlyteRunSummary]:
-    """Runs on the cluster, newest first (filters as RemoteEngine.list_flyte_runs)."""
+    """Runs on the cluster, newest first (filters as RemoteEngine.list_runs)."""
     created = None
     if created_after or created_before:
         created = TimeFilter(after=created_after, before=created_before)

@@ -297,7 +297,7 @@ async def test_listing_calls_list_runs_with_the_filters_newest_first_and_maps_th
     ]
     after, before = T0 - timedelta(days=1), T0 + timedelta(days=1)
 
-    runs = await remote_engine.list_flyte_runs(
+    runs = await remote_engine.list_runs(
         phase=("succeeded", "failed"), created_after=after, created_before=before, limit=5
     )
 
@@ -355,7 +355,7 @@ async def test_listing_calls_list_runs_with_the_filters_newest_first_and_maps_th
 async def test_one_phase_and_any_task_list_with_a_single_phase_filter(
     remote_engine: RemoteEngine, plane: FakeControlPlane
 ) -> None:
-    assert await remote_engine.list_flyte_runs(phase="running", task_name=None, limit=1) == []
+    assert await remote_engine.list_runs(phase="running", task_name=None, limit=1) == []
 
     (request,) = plane.requests("ListRuns")
     assert list(request.request.filters) == [
@@ -369,7 +369,7 @@ async def test_an_unknown_phase_is_refused_before_anything_is_sent(
     remote_engine: RemoteEngine, plane: FakeControlPlane
 ) -> None:
     with pytest.raises(ValueError, match=r"unknown Flyte phase\(s\) \['done'\]; use queued, "):
-        await remote_engine.list_flyte_runs(phase=("done",))  # type: ignore[arg-type]
+        await remote_engine.list_runs(phase=("done",))  # type: ignore[arg-type]
     assert plane.methods() == []
 
 
@@ -567,7 +567,7 @@ async def test_without_any_flyte_configuration_the_error_names_every_way_to_conf
     engine_without_config = RemoteEngine(store, Settings(home=tmp_path), environ={})
 
     with pytest.raises(FlyteNotConfiguredError) as missing:
-        await engine_without_config.list_flyte_runs()
+        await engine_without_config.list_runs()
 
     assert str(missing.value) == (
         "no Flyte endpoint is configured (found no Flyte config file); set PLANNER_MCP_FLYTE_ENDPOINT "
@@ -580,7 +580,7 @@ async def test_without_any_flyte_configuration_the_error_names_every_way_to_conf
 async def test_a_missing_project_is_named_with_its_settings(store: RunStore, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, flyte_endpoint="localhost:1", flyte_domain=DOMAIN)
     with pytest.raises(FlyteNotConfiguredError, match=r"no Flyte project is configured .*PLANNER_MCP_FLYTE_PROJECT"):
-        await RemoteEngine(store, settings, environ={}).list_flyte_runs()
+        await RemoteEngine(store, settings, environ={}).list_runs()
 
 
 @pytest.mark.anyio
@@ -592,7 +592,7 @@ async def test_a_flyte_config_file_in_the_working_directory_supplies_endpoint_pr
         f"admin:\n  endpoint: dns:///{plane.endpoint}\n  insecure: true\ntask:\n  project: cfgproj\n  domain: cfgdom\n"
     )
 
-    await RemoteEngine(store, Settings(home=tmp_path), environ={}).list_flyte_runs()
+    await RemoteEngine(store, Settings(home=tmp_path), environ={}).list_runs()
 
     (request,) = plane.requests("ListRuns")
     assert request.project_id == identifier_pb2.ProjectIdentifier(name="cfgproj", domain="cfgdom", organization="")
@@ -606,7 +606,7 @@ async def test_an_unreachable_endpoint_is_reported_with_the_fix(store: RunStore,
     engine_unreachable = RemoteEngine(store, settings_for(tmp_path, f"localhost:{port}"), environ={})
 
     with pytest.raises(FlyteUnreachableError, match=f"at localhost:{port} .*PLANNER_MCP_FLYTE_"):
-        await engine_unreachable.list_flyte_runs()
+        await engine_unreachable.list_runs()
 
 
 @pytest.mark.anyio
@@ -618,7 +618,7 @@ async def test_an_endpoint_that_never_answers_is_given_up_on_in_bounded_time(sto
         engine_silent = RemoteEngine(store, settings_for(tmp_path, endpoint, flyte_timeout_s=0.5), environ={})
 
         with pytest.raises(FlyteUnreachableError) as silence:
-            await engine_silent.list_flyte_runs()
+            await engine_silent.list_runs()
 
     assert str(silence.value) == (
         f"could not list runs: project {PROJECT!r}, domain {DOMAIN!r} at {endpoint} did not answer within 0.5 s; "
@@ -634,7 +634,7 @@ async def test_refused_credentials_are_an_auth_error_that_says_how_to_log_in(
     plane.failures["ListRuns"] = ConnectError(Code.UNAUTHENTICATED, "token expired")
 
     with pytest.raises(FlyteAuthError) as refused:
-        await remote_engine.list_flyte_runs()
+        await remote_engine.list_runs()
 
     assert "refused the credentials (token expired)" in str(refused.value)
     assert "FLYTE_API_KEY" in str(refused.value)
@@ -659,7 +659,7 @@ async def test_a_configured_flyte_endpoint_never_moves_a_local_run_to_the_cluste
         f"task:\n  project: {PROJECT}\n  domain: {DOMAIN}\nlocal:\n  tracked: true\n"
     )
     monkeypatch.setenv("FLYTE_ADMIN_ENDPOINT", f"dns:///{plane.endpoint}")
-    await RemoteEngine(store, Settings(home=tmp_path), environ={}).list_flyte_runs()
+    await RemoteEngine(store, Settings(home=tmp_path), environ={}).list_runs()
     plane.received.clear()
 
     local = LocalEngine(store, StepRunner(kit.catalog()), fake_synthesis, home=tmp_path)
