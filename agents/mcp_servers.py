@@ -7,8 +7,8 @@ The file has the shape MCP hosts already use, plus a few keys of ours:
         "time": {"command": "uvx", "args": ["mcp-server-time"], "env": {}, "description": "Clock and time zones"},
         "docs": {"url": "http://127.0.0.1:9000/mcp", "headers": {"Authorization": "Bearer ${DOCS_TOKEN}"}}}}
 
-`${VAR}` in `env`, `headers` and `url` is read from planner-mcp's environment as the server starts
-(agents.mcp_variables); the values never appear in our log or error messages.
+`${VAR}` in `command`, `args`, `cwd`, `env`, `headers` and `url` is read from planner-mcp's environment as
+the server starts (agents.mcp_variables); the values never appear in our log or error messages.
 
 Sessions are bound to the event loop that opened them, while steps run on Flyte's loop, the MCP
 server's loop or a CLI's. So every session lives on one loop of its own, in a thread owned by
@@ -119,15 +119,24 @@ class ServerEntry(BaseModel):
         return "stdio" if self.command is not None else "http"
 
     def expanded(self, name: str, environ: Mapping[str, str], redactor: Redactor) -> ServerEntry:
-        """This entry with `${VAR}` in `env`, `headers` and `url` read from `environ` (raises
-        ServerVariableError naming the key and the variable); `redactor` learns the values read."""
+        """This entry with `${VAR}` in its command, args, cwd, env, headers and url read from `environ`
+        (raises ServerVariableError naming the key and the variable); `redactor` learns the values read."""
+
+        def value(key: str, text: str | None) -> str | None:
+            return None if text is None else expand(name, key, text, environ, redactor)
 
         def values(key: str, items: dict[str, str]) -> dict[str, str]:
             return {k: expand(name, f"{key}[{k!r}]", v, environ, redactor) for k, v in items.items()}
 
-        url = None if self.url is None else expand(name, "url", self.url, environ, redactor)
         return self.model_copy(
-            update={"env": values("env", self.env), "headers": values("headers", self.headers), "url": url}
+            update={
+                "command": value("command", self.command),
+                "args": [expand(name, f"args[{i}]", arg, environ, redactor) for i, arg in enumerate(self.args)],
+                "cwd": value("cwd", self.cwd),
+                "env": values("env", self.env),
+                "headers": values("headers", self.headers),
+                "url": value("url", self.url),
+            }
         )
 
 

@@ -185,6 +185,29 @@ async def test_env_values_come_from_our_environment_and_a_missing_variable_fails
     )
 
 
+async def test_command_args_and_cwd_variables_start_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIXTURE_PYTHON", sys.executable)
+    monkeypatch.setenv("FIXTURE_DIR", str(FIXTURE.parent))
+    monkeypatch.delenv("FIXTURE_SCRIPT", raising=False)
+    # The script's path is relative: the server starts only if cwd was read too.
+    entry = {
+        "command": "${FIXTURE_PYTHON}",
+        "args": ["${FIXTURE_SCRIPT:-" + FIXTURE.name + "}"],
+        "cwd": "${FIXTURE_DIR}",
+    }
+    missing = {"command": "${FIXTURE_PYTHON}", "args": ["${FIXTURE_NO_SUCH_ARG}"]}
+    servers = {"fixture": entry, "missing": missing}
+    catalog = build_catalog(Settings(home=tmp_path, servers=servers_file(tmp_path, servers)))
+    try:
+        echoed = await catalog.agent("fixture").tool("echo").call({"text": "hi"})
+        unavailable = next(agent for agent in catalog.describe() if agent["name"] == "missing")["unavailable"]
+    finally:
+        catalog.close()
+
+    assert echoed == {"result": "hi"}
+    assert "uses ${FIXTURE_NO_SUCH_ARG} in args[0], and FIXTURE_NO_SUCH_ARG is not set" in unavailable
+
+
 def test_url_and_header_variables_reach_the_server_and_never_our_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
