@@ -220,9 +220,17 @@ class Planner:
         self.call_timeout_s = call_timeout_s
         self.total_timeout_s = total_timeout_s
         self.max_tokens = max_tokens
-        self.example = worked_example(catalog)
-        self.output = plan_draft_model(catalog, max_steps=limits.max_steps, outline=self.example.outline)
-        self.prompt = system_prompt(catalog)
+        self._built_for = -1
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Build the prompt and reply schema again when the catalog changed (a server came back)."""
+        if self._built_for == self.catalog.revision:
+            return
+        self._built_for = self.catalog.revision
+        self.example = worked_example(self.catalog)
+        self.output = plan_draft_model(self.catalog, max_steps=self.limits.max_steps, outline=self.example.outline)
+        self.prompt = system_prompt(self.catalog)
         self._full = "Details of the tools" not in self.prompt
 
     def request_message(self, request: str) -> str:
@@ -232,6 +240,7 @@ class Planner:
         return f"Tool details:\n{details}\nRequest: {request}\nPlan:" if details else f"Request: {request}\nPlan:"
 
     async def plan(self, request: str) -> PlanResult:
+        self.refresh()
         messages = [
             Message(role="system", content=self.prompt),
             Message(role="user", content=self.request_message(request)),

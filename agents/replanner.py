@@ -53,6 +53,7 @@ async def revise(planner: Planner, record: RunRecord, reason: str) -> Revision:
     kept = [step for step in record.plan.steps if step.id in rows and rows[step.id].status is StepStatus.SUCCEEDED]
     failed = [step for step in record.plan.steps if step.id in rows and rows[step.id].status is StepStatus.FAILED]
     first_id = max(rows, default=0) + 1
+    planner.refresh()
     messages = [
         Message(role="system", content=planner.prompt),
         Message(role="user", content=planner.request_message(record.request or _NO_REQUEST)),

@@ -6,6 +6,7 @@ bound method: its signature is the argument schema and its docstring the descrip
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import typing
@@ -236,6 +237,9 @@ class Catalog:
         """`close` releases what the agents hold (e.g. MCP server sessions); `Catalog.close` calls it."""
         self._close = close
         self.agents: dict[str, AgentSpec] = {}
+        # Counts the agents replaced since (a revived server's): what was built from the catalog
+        # (a planner's prompt and reply schema) is rebuilt when it changed.
+        self.revision = 0
         for agent in agents:
             if agent.name in self.agents:
                 raise ValueError(f"the catalog lists agent {agent.name!r} twice")
@@ -269,7 +273,14 @@ class Catalog:
             return agent
         if self.agents.get(name) is agent:  # not replaced meanwhile by a concurrent revival
             self.agents[name] = now
+            self.revision += 1
         return self.agents[name]
+
+    async def revive_unavailable(self) -> bool:
+        """Try again, at once, every unavailable agent whose back-off is over; whether any came back."""
+        names = [agent.name for agent in self.agents.values() if agent.unavailable and agent.revive]
+        revived = await asyncio.gather(*(self.revived(name) for name in names))
+        return any(agent.unavailable is None for agent in revived)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every agent with its description and its tools' JSON schemas (for clients and prompts)."""

@@ -27,7 +27,7 @@ from planning.plan import Plan, Step
 from planning.records import Approval, RunRecord, RunStatus
 from planning.settings import EngineName, Settings
 from planning.store import RunStore
-from planning.validate import parse_plan
+from planning.validate import PlanValidationError, parse_plan
 
 if TYPE_CHECKING:
     from planning.engines import Engine
@@ -125,11 +125,22 @@ class App:
     def parse(self, document: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
         return parse_plan(document, self.catalog, self.settings.plan_limits)
 
+    async def parse_reviving(self, document: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
+        """`parse`; a plan refused while agents are unavailable is read again after trying them (a
+        server that failed to start may be back, and its tools then validate)."""
+        try:
+            return self.parse(document)
+        except PlanValidationError:
+            if not await self.catalog.revive_unavailable():
+                raise
+        return self.parse(document)
+
     async def plan(self, request: str, llm: LLM | None = None) -> PlanResult:
         """Ask the planner LLM (or `llm`) for a validated plan, with what planning cost.
 
         Raises LLMNotConfiguredError without an LLM.
         """
+        await self.catalog.revive_unavailable()  # a server back since it failed: its tools are planned with
         if llm is not None:
             return await Planner(llm, self.catalog, self.settings.plan_limits).plan(request)
         if self.planner is None:

@@ -127,7 +127,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
     approval = "required" if args.approve else None
     if args.plan is not None:
         # The file's text, read in main().
-        plan = app.parse(args.plan)
+        plan = await app.parse_reviving(args.plan)
         record = app.submit(plan, engine=args.engine, max_replans=args.max_replans, approval=approval)
     else:
         if app.llm is None:

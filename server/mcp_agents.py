@@ -84,7 +84,7 @@ def agent_tool(agent: str) -> Callable[..., Any]:
         step: dict[str, Any] = {"id": 1, "agent": agent}
         step.update({"task": task} if task is not None else {"tool": tool, "args": args or {}})
         with fixable_errors():
-            one_step = state.app.parse({"steps": [step]})
+            one_step = await state.app.parse_reviving({"steps": [step]})
         require_llm_for_agent_steps(state.app, one_step)
         # One step the caller chose: never replanned into other agents' steps.
         view = await submit_and_run(state, ctx, one_step, request=task, wait=True, synthesize=False, max_replans=0)

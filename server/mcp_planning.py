@@ -180,7 +180,7 @@ def add_planning_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
         usage = None
         with fixable_errors():
             if plan is not None:
-                parsed = state.app.parse(plan)
+                parsed = await state.app.parse_reviving(plan)
             elif state.app.llm is not None:
                 # Recorded at once and planned in the server: the call never waits on the planner
                 # beyond its deadline, and a planning that fails stays listed as a failed run.

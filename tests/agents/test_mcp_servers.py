@@ -431,6 +431,50 @@ async def test_a_broken_server_is_tried_again_only_after_its_back_off(
         assert outcome.error.message.startswith("MCP server 'flaky' could not start")
 
 
+def _echo_plan(messages: Any, output: type[BaseModel], role: str) -> dict[str, Any]:
+    assert role == "planner" and "flaky" in json.dumps(output.model_json_schema()), "flaky not offered"
+    return {"steps": [{"id": 1, "tool": "echo", "agent": "flaky", "args": {"text": "back"}}]}
+
+
+async def test_a_server_back_after_a_failed_start_is_offered_to_the_planner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mcp_servers, "_BACKOFF_START_S", 0.0)
+    file = servers_file(tmp_path, {"flaky": {"command": str(_flaky_server(tmp_path))}})
+    llm = ScriptedLLM(_echo_plan)
+    app = App.open(Settings(home=tmp_path, servers=file, synthesize=False), llm=llm)
+    try:
+        assert app.planner is not None and "flaky" not in app.planner.prompt  # built while it was down
+        (tmp_path / "fixed").touch()
+        planned = await app.plan("Echo 'back' with the flaky server")
+        prompt = app.planner.prompt
+    finally:
+        app.close()
+
+    assert [(s.agent, s.tool, s.args) for s in planned.plan.steps] == [("flaky", "echo", {"text": "back"})]
+    assert "echo" in prompt and len(llm.calls) == 1
+
+
+async def test_a_hand_written_plan_for_a_server_that_failed_to_start_validates_once_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mcp_servers, "_BACKOFF_START_S", 0.0)
+    file = servers_file(tmp_path, {"flaky": {"command": str(_flaky_server(tmp_path))}})
+    app = App.open(Settings(home=tmp_path, servers=file, synthesize=False), llm=None)
+    document = {"steps": [{"id": 1, "agent": "flaky", "tool": "echo", "args": {"text": "back"}}]}
+    try:
+        with pytest.raises(PlanValidationError, match="MCP server 'flaky' could not start"):
+            await app.parse_reviving(document)  # tried again: still down
+        (tmp_path / "fixed").touch()
+        plan = await app.parse_reviving(document)
+        record = await app.execute(app.submit(plan).id, synthesize=False)
+    finally:
+        app.close()
+
+    assert _starts(tmp_path) == 3  # at start, for the refused plan, for the accepted one
+    assert (record.status, record.steps[0].result) == (RunStatus.SUCCEEDED, {"result": "back"})
+
+
 def _time_agent_reply(messages: Any, output: type[BaseModel], role: str) -> dict[str, Any]:
     assert role == "time", role
     return {
