@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,17 @@ from typing import NamedTuple, TypeVar
 from tests.durability.ledger_catalog import LEDGER_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Python with SIGINT at its default action, then exec'ing itself with the arguments after it (same
+# pid). A non-interactive shell starts its background jobs with SIGINT ignored (`.ci/run > log &`)
+# and children inherit that across exec: a Python child would then never turn SIGINT into
+# KeyboardInterrupt, and a test's Ctrl-C would go unheard. (Setting this process's own handler while
+# spawning works only in its main thread; the kill tests spawn from several.)
+SIGINT_AT_DEFAULT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])",
+)
 # The most any test waits for a process or a state: a broken build fails instead of hanging.
 BOUND_S = 90.0
 _POLL_S = 0.002
@@ -101,16 +112,15 @@ class Workspace:
     def start(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         """`planner-mcp ARGS` in the background (its own process group, so a kill takes all of it),
         taking Ctrl-C (SIGINT) as it does at a terminal, whatever this process does with it."""
-        with sigint_not_inherited():
-            return subprocess.Popen(
-                [sys.executable, "-m", "server.cli", *args],
-                cwd=REPO_ROOT,
-                env=self.env(**(env or {})),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
+        return subprocess.Popen(
+            [*SIGINT_AT_DEFAULT, "-m", "server.cli", *args],
+            cwd=REPO_ROOT,
+            env=self.env(**(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
 
     def cli(
         self, *args: str, env: Mapping[str, str] | None = None, timeout_s: float = BOUND_S
@@ -151,24 +161,6 @@ class Workspace:
     def integrity(self) -> str:
         with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=BOUND_S)) as db:
             return db.execute("PRAGMA integrity_check").fetchone()[0]
-
-
-@contextlib.contextmanager
-def sigint_not_inherited() -> Iterator[None]:
-    """Processes started within get SIGINT's default action even when this process ignores it.
-
-    A non-interactive shell starts its background jobs with SIGINT ignored (`.ci/run > log &`), and
-    children inherit that across exec: a Python child then never turns SIGINT into
-    KeyboardInterrupt, and a test's Ctrl-C goes unheard. A signal this process *handles* is reset
-    to its default by exec, so while spawning, SIGINT gets Python's default handler here."""
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def kill(process: subprocess.Popen[str]) -> int:
