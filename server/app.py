@@ -140,7 +140,7 @@ class App:
 
         Raises LLMNotConfiguredError without an LLM.
         """
-        await self.catalog.revive_unavailable()  # a server back since it failed: its tools are planned with
+        await self.catalog.revive_unavailable()  # a server back since it failed to start: its tools are offered
         if llm is not None:
             return await Planner(llm, self.catalog, self.settings.plan_limits).plan(request)
         if self.planner is None:
