@@ -211,7 +211,7 @@ async def _decide(
         if decision.action == "decline":
             return run_view(app.reject(record.id)), None
         try:
-            app.approve(record.id, app.parse(decision.plan) if decision.plan else None)
+            app.approve(record.id, await app.parse_reviving(decision.plan) if decision.plan else None)
         except (PlanValidationError, StoreError) as exc:
             if isinstance(exc, RunNotFoundError):
                 raise
@@ -270,7 +270,7 @@ def add_approval_tools(server: MCPServer[ServerState], catalog: Catalog) -> None
         with fixable_errors():
             if reject:
                 return run_result(run_view(state.app.reject(run_id)))
-            state.app.approve(run_id, state.app.parse(plan) if plan is not None else None)
+            state.app.approve(run_id, await state.app.parse_reviving(plan) if plan is not None else None)
             if not wait:
                 return run_result(await start_in_background(state, run_id))
         return await settle(state, ctx, await run_and_wait(state, run_id, ctx))

@@ -155,7 +155,7 @@ async def _approve(app: App, args: argparse.Namespace) -> int:
     if args.reject:
         record = app.reject(args.run_id)
     else:
-        app.approve(args.run_id, app.parse(args.plan) if args.plan is not None else None)
+        app.approve(args.run_id, await app.parse_reviving(args.plan) if args.plan is not None else None)
         record = await _settle(app, await _with_progress(app, args.run_id, resume=True))
     return _finish(record, args.json)
 
